@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The full check, as CI runs it: start the dev services, then typecheck, lint,
+# format check and the vitest suite. Extra arguments go to vitest, e.g.
+#   bash scripts/test.sh test/unit
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+bash "$VMBACKUP_REPO/scripts/dev-up.sh"
+
+set -a
+# shellcheck source=/dev/null
+. "$VMBACKUP_DEV/env"
+set +a
+
+log "tsc --noEmit"
+npx --no-install tsc --noEmit
+log "eslint ."
+npx --no-install eslint .
+log "prettier --check ."
+npx --no-install prettier --check .
+log "vitest run $*"
+npx --no-install vitest run "$@"

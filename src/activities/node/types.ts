@@ -1,0 +1,41 @@
+import type { BackupPlan } from '../../domain/plan';
+import type { DiskRecord } from '../../domain/vm';
+
+/** Everything a node activity needs about one VM's run; built by the workflow from directory data. */
+export interface VmRunInput {
+  vm: string;
+  runDate: string;
+  disks: DiskRecord[];
+  plan: BackupPlan;
+}
+
+export interface SnapshotInput extends VmRunInput {
+  /** The VM's directory subtree at the snapshot instant, written next to the state file. */
+  ldif: string;
+}
+
+export interface InspectResult {
+  state: 'running' | 'paused' | 'shut off';
+  memoryBytes: number;
+}
+
+export interface SnapshotResult {
+  wasRunning: boolean;
+  /** Time the VM was not running, in ms (0 for a VM that was shut down). */
+  downtimeMs: number;
+  /** Time of the whole snapshot step, in ms. */
+  snapshotMs: number;
+}
+
+export type AbortSnapshotResult = 'rolled-back' | 'completed';
+
+export interface MergeResult {
+  mergedDisks: string[];
+  mergeMs: number;
+}
+
+export interface RetainResult {
+  backupDir: string;
+  files: string[];
+  bytes: number;
+}

@@ -1,0 +1,111 @@
+import path from 'node:path';
+
+/** Settings come from the environment only; `.dev/env` is the embedded default. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function need(env: Env, name: string): string {
+  const v = env[name];
+  if (v === undefined || v.trim() === '') {
+    throw new ConfigError(
+      `environment variable ${name} is not set (source .dev/env for the embedded defaults)`,
+    );
+  }
+  return v.trim();
+}
+
+function absolute(env: Env, name: string): string {
+  const v = need(env, name);
+  if (!path.isAbsolute(v))
+    throw new ConfigError(`environment variable ${name} must be an absolute path, got ${JSON.stringify(v)}`);
+  return path.normalize(v).replace(/\/+$/, '') || '/';
+}
+
+function seconds(env: Env, name: string, fallback: number): number {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new ConfigError(
+      `environment variable ${name} must be a positive number of seconds, got ${JSON.stringify(v)}`,
+    );
+  return n;
+}
+
+export interface TemporalConfig {
+  address: string;
+  namespace: string;
+  uiUrl?: string | undefined;
+}
+
+export interface DirectoryConfig {
+  url: string;
+  bindDn: string;
+  bindPassword: string;
+  baseDn: string;
+}
+
+export interface NodeConfig {
+  libvirtUri: string;
+  /** Live disk images must lie below it (the original's /var/virtualization). */
+  imagesRoot: string;
+  /** Retain, backup and RAM disk directories named by plans must lie below one of these. */
+  storageRoots: string[];
+}
+
+export const CONTROL_TASK_QUEUE = 'vmbackup-control';
+
+export function temporalConfig(env: Env = process.env): TemporalConfig {
+  const address = need(env, 'TEMPORAL_ADDRESS');
+  if (!/^[A-Za-z0-9.-]+:\d+$/.test(address))
+    throw new ConfigError(`TEMPORAL_ADDRESS must be host:port, got ${JSON.stringify(address)}`);
+  return { address, namespace: need(env, 'TEMPORAL_NAMESPACE'), uiUrl: env['TEMPORAL_UI_URL'] };
+}
+
+export function directoryConfig(env: Env = process.env): DirectoryConfig {
+  const url = need(env, 'LDAP_URL');
+  if (!/^ldaps?:\/\/[^/\s]+\/?$/.test(url))
+    throw new ConfigError(`LDAP_URL must look like ldap://host:port, got ${JSON.stringify(url)}`);
+  return {
+    url,
+    bindDn: need(env, 'LDAP_BIND_DN'),
+    bindPassword: need(env, 'LDAP_BIND_PASSWORD'),
+    baseDn: need(env, 'LDAP_BASE_DN'),
+  };
+}
+
+export function nodeConfig(env: Env = process.env): NodeConfig {
+  const imagesRoot = absolute(env, 'VMBACKUP_IMAGES_ROOT');
+  const roots = need(env, 'VMBACKUP_STORAGE_ROOTS')
+    .split(':')
+    .filter((r) => r !== '');
+  for (const r of roots) {
+    if (!path.isAbsolute(r))
+      throw new ConfigError(
+        `VMBACKUP_STORAGE_ROOTS entries must be absolute paths, got ${JSON.stringify(r)}`,
+      );
+  }
+  return {
+    libvirtUri: need(env, 'LIBVIRT_URI'),
+    imagesRoot,
+    storageRoots: roots.map((r) => path.normalize(r).replace(/\/+$/, '')),
+  };
+}
+
+/** How long workflows wait for things; in workflow input so that tests can shorten them. */
+export interface Timing {
+  /** Bounded wait for a node worker to pick up the first, non-destructive step. */
+  nodeWaitSeconds: number;
+  /** A node activity whose worker died is retried after this many seconds without heartbeat. */
+  heartbeatSeconds: number;
+}
+
+export function timingFromEnv(env: Env = process.env): Timing {
+  return {
+    nodeWaitSeconds: seconds(env, 'VMBACKUP_NODE_WAIT_SECONDS', 120),
+    heartbeatSeconds: seconds(env, 'VMBACKUP_HEARTBEAT_SECONDS', 20),
+  };
+}

@@ -1,0 +1,83 @@
+import type { Directory } from './connection';
+import type { StoneyTree } from './dn';
+import { formatRunDate } from '../domain/names';
+import type { LeafUpdate } from '../domain/protocol';
+import { BackupError, ErrorCode } from '../domain/errors';
+
+/** Creates `ou=<date>,ou=backup,<vm>` (and `ou=backup` if missing) in mode `initialize`; idempotent. */
+export async function initializeLeaf(
+  dir: Directory,
+  tree: StoneyTree,
+  vm: string,
+  runDate: string,
+  now: Date,
+): Promise<void> {
+  if (!(await dir.read(tree.vm(vm), ['sstVirtualMachine']))) {
+    throw new BackupError(ErrorCode.cannotFindMachine, `VM ${vm} not found in the directory`);
+  }
+  if (!(await dir.read(tree.vmBackup(vm), ['ou']))) {
+    await dir.add(tree.vmBackup(vm), { objectClass: ['top', 'organizationalUnit'], ou: 'backup' });
+  }
+  const leaf = tree.runLeaf(vm, runDate);
+  if (await dir.read(leaf, ['ou'])) return;
+  await dir.add(leaf, {
+    objectClass: ['top', 'organizationalUnit', 'sstProvisioning'],
+    ou: runDate,
+    sstProvisioningExecutionDate: '0',
+    sstProvisioningMode: 'initialize',
+    sstProvisioningReturnValue: '0',
+    sstProvisioningState: formatRunDate(now),
+  });
+}
+
+export async function updateLeaf(
+  dir: Directory,
+  tree: StoneyTree,
+  vm: string,
+  runDate: string,
+  update: LeafUpdate,
+  now: Date,
+): Promise<void> {
+  const values: Record<string, string | string[]> = {
+    sstProvisioningMode: update.mode,
+    sstProvisioningState: update.state === 'now' ? formatRunDate(now) : '0',
+  };
+  if (update.returnValue !== undefined) values['sstProvisioningReturnValue'] = String(update.returnValue);
+  if (update.executionTimes?.length) {
+    // Keep the times of earlier steps: each step adds its own labels.
+    const current =
+      (await dir.read(tree.runLeaf(vm, runDate), ['sstProvisioningExecutionTime']))?.attributes[
+        'sstprovisioningexecutiontime'
+      ] ?? [];
+    const labels = new Set(update.executionTimes.map((t) => t.split(':')[0]));
+    values['sstProvisioningExecutionTime'] = [
+      ...current.filter((t) => !labels.has(t.split(':')[0])),
+      ...update.executionTimes,
+    ];
+  }
+  await dir.replace(tree.runLeaf(vm, runDate), values);
+}
+
+export interface LeafState {
+  runDate: string;
+  mode: string;
+  state: string;
+  returnValue: number | undefined;
+  executionTimes: string[];
+}
+
+export async function readLeaves(dir: Directory, tree: StoneyTree, vm: string): Promise<LeafState[]> {
+  const entries = await dir.search(tree.vmBackup(vm), 'one', '(objectClass=sstProvisioning)');
+  return entries
+    .map(({ attributes: a }) => ({
+      runDate: a['ou']?.[0] ?? '',
+      mode: a['sstprovisioningmode']?.[0] ?? '',
+      state: a['sstprovisioningstate']?.[0] ?? '',
+      returnValue:
+        a['sstprovisioningreturnvalue']?.[0] !== undefined
+          ? Number(a['sstprovisioningreturnvalue'][0])
+          : undefined,
+      executionTimes: [...(a['sstprovisioningexecutiontime'] ?? [])],
+    }))
+    .sort((x, y) => x.runDate.localeCompare(y.runDate));
+}

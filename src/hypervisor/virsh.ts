@@ -1,0 +1,101 @@
+import { CommandError, run } from './run';
+
+export type DomainState = 'running' | 'paused' | 'shut off' | 'other';
+
+/** libvirt through `virsh`, one connection URI per instance. */
+export class Virsh {
+  constructor(readonly uri: string) {}
+
+  private virsh(args: readonly string[]): Promise<string> {
+    return run('virsh', ['-q', '-c', this.uri, ...args]);
+  }
+
+  /** The domain's state, or undefined when libvirt does not know the domain. */
+  async state(vm: string): Promise<DomainState | undefined> {
+    try {
+      const out = (await this.virsh(['domstate', '--', vm])).trim();
+      if (out === 'running' || out === 'paused' || out === 'shut off') return out;
+      return 'other';
+    } catch (err) {
+      if (err instanceof CommandError && /failed to get domain|Domain not found/i.test(err.stderr))
+        return undefined;
+      throw err;
+    }
+  }
+
+  /** The persistent configuration (not the runtime one) with secrets, as `virsh dumpxml --inactive`. */
+  dumpInactiveXml(vm: string): Promise<string> {
+    return this.virsh(['dumpxml', '--inactive', '--security-info', '--', vm]);
+  }
+
+  dumpXml(vm: string): Promise<string> {
+    return this.virsh(['dumpxml', '--', vm]);
+  }
+
+  async save(vm: string, file: string): Promise<void> {
+    await this.virsh(['save', '--', vm, file]);
+  }
+
+  saveImageXml(file: string): Promise<string> {
+    return this.virsh(['save-image-dumpxml', '--security-info', '--', file]);
+  }
+
+  async restore(file: string, xmlFile: string, paused = false): Promise<void> {
+    await this.virsh(['restore', '--xml', xmlFile, ...(paused ? ['--paused'] : []), '--', file]);
+  }
+
+  async start(vm: string, paused = false): Promise<void> {
+    await this.virsh(['start', ...(paused ? ['--paused'] : []), '--', vm]);
+  }
+
+  async resume(vm: string): Promise<void> {
+    await this.virsh(['resume', '--', vm]);
+  }
+
+  async destroy(vm: string): Promise<void> {
+    await this.virsh(['destroy', '--', vm]);
+  }
+
+  async define(xmlFile: string): Promise<void> {
+    await this.virsh(['define', '--', xmlFile]);
+  }
+
+  async undefine(vm: string): Promise<void> {
+    await this.virsh(['undefine', '--', vm]);
+  }
+
+  /** Target → source file of each disk, as libvirt sees it now. */
+  async diskSources(vm: string): Promise<Map<string, string>> {
+    const out = await this.virsh(['domblklist', '--details', '--', vm]);
+    const map = new Map<string, string>();
+    for (const line of out.split('\n')) {
+      const [type, device, target, ...source] = line.trim().split(/\s+/);
+      if (type === 'file' && device === 'disk' && target && source.length) map.set(target, source.join(' '));
+    }
+    return map;
+  }
+
+  /** Starts a block pull (`block-stream`) of `target`; returns at once. */
+  async startBlockPull(vm: string, target: string, bandwidthMiB: number): Promise<void> {
+    await this.virsh([
+      'blockpull',
+      '--',
+      vm,
+      target,
+      ...(bandwidthMiB > 0 ? ['--bandwidth', String(bandwidthMiB)] : []),
+    ]);
+  }
+
+  /** Progress of the block job on `target`, or undefined when none runs. */
+  async blockJob(vm: string, target: string): Promise<{ cur: number; end: number } | undefined> {
+    const out = await this.virsh(['blockjob', '--raw', '--', vm, target]);
+    const cur = /cur=(\d+)/.exec(out);
+    const end = /end=(\d+)/.exec(out);
+    return cur && end ? { cur: Number(cur[1]), end: Number(end[1]) } : undefined;
+  }
+
+  /** Human monitor command, as the seed and the tests use for guest-visible I/O. */
+  hmp(vm: string, command: string): Promise<string> {
+    return this.virsh(['qemu-monitor-command', '--hmp', '--', vm, command]);
+  }
+}

@@ -1,0 +1,36 @@
+import { proxyActivities } from '@temporalio/workflow';
+import type { DirectoryActivities } from '../activities/directory';
+import type { NodeActivities } from '../activities/node';
+import type { Timing } from '../config';
+import { nodeTaskQueue } from '../domain/names';
+
+/** Directory activities on the control queue: short, retried on connection trouble. */
+export const directory = proxyActivities<DirectoryActivities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+});
+
+/**
+ * Node activities on the VM's node queue, in three flavours:
+ * - `probe`: the first, non-destructive step. Its schedule-to-start bound is the
+ *   "node not reachable" wait: nothing else polls a node's queue.
+ * - `work`: snapshot, merge, retain. No schedule-to-start bound, because once a VM is
+ *   half-way through a step, a restarted worker must still finish it; heartbeats detect
+ *   a dead worker and the retry continues where the world is.
+ */
+export function nodeActivities(node: string, timing: Timing) {
+  const taskQueue = nodeTaskQueue(node);
+  const probe = proxyActivities<NodeActivities>({
+    taskQueue,
+    scheduleToStartTimeout: `${timing.nodeWaitSeconds}s`,
+    startToCloseTimeout: '2m',
+    retry: { maximumAttempts: 3, initialInterval: '1s' },
+  });
+  const work = proxyActivities<NodeActivities>({
+    taskQueue,
+    startToCloseTimeout: '12h',
+    heartbeatTimeout: `${timing.heartbeatSeconds}s`,
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s', maximumAttempts: 20 },
+  });
+  return { probe, work };
+}

@@ -1,0 +1,165 @@
+import {
+  condition,
+  setHandler,
+  getExternalWorkflowHandle,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { SnapshotInput, SnapshotResult, VmRunInput } from '../activities/node/types';
+import type { Timing } from '../config';
+import { ErrorCode } from '../domain/errors';
+import { assertRunDate, assertVmName, formatRunDate } from '../domain/names';
+import {
+  doneUpdate,
+  executionTime,
+  failedUpdate,
+  goUpdate,
+  runningUpdate,
+  type BackupStep,
+} from '../domain/protocol';
+import { directory, nodeActivities } from './activities';
+import { backupFailure, summarizeFailure } from './failures';
+import { backupProgress, proceedToMerge, snapshotReported, type BackupProgress } from './messages';
+import { NodeKey } from './search-attributes';
+
+export interface BackupVmInput {
+  vm: string;
+  /** The planned time, `YYYYMMDDThhmmssZ`; defaults to the workflow's start. */
+  runDate?: string | undefined;
+  timing: Timing;
+  /** Workflow ID of a multi-VM run that holds merges until every snapshot is done. */
+  coordinator?: string | undefined;
+}
+
+export interface BackupVmResult {
+  vm: string;
+  node: string;
+  runDate: string;
+  downtimeMs: number;
+  snapshotMs: number;
+  wasRunning: boolean;
+  backupDir: string;
+  files: string[];
+}
+
+/**
+ * Backs up one VM: snapshot → merge → retain on the VM's node, every transition written
+ * to the run leaf for the portal. A failed snapshot leaves the VM running on its
+ * original disks; the workflow then fails with the contract's error code.
+ */
+export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
+  try {
+    assertVmName(input.vm);
+    if (input.runDate !== undefined) assertRunDate(input.runDate);
+  } catch (err) {
+    throw backupFailure((err as Error).message, ErrorCode.cannotFindMachine);
+  }
+  const vm = input.vm;
+  const runDate = input.runDate ?? formatRunDate(new Date());
+  const progress: BackupProgress = { vm, runDate, stage: 'loading' };
+  let proceed = !input.coordinator;
+  setHandler(backupProgress, () => progress);
+  setHandler(proceedToMerge, () => {
+    proceed = true;
+  });
+
+  let target;
+  try {
+    target = await directory.loadBackupTarget(vm);
+  } catch (err) {
+    const f = summarizeFailure(err);
+    progress.stage = 'failed';
+    if (f.code !== ErrorCode.cannotFindMachine) {
+      // The VM exists but its configuration is unusable: tell the portal on the run leaf.
+      await directory.initializeRun(vm, runDate);
+      await directory.updateRun(vm, runDate, failedUpdate('snapshot', f.code));
+    }
+    throw backupFailure(`cannot back up ${vm}: ${f.message}`, f.code);
+  }
+  progress.node = target.vm.node;
+  upsertSearchAttributes([{ key: NodeKey, value: [target.vm.node] }]);
+  const run: VmRunInput = { vm, runDate, disks: target.vm.disks, plan: target.plan };
+  const { probe, work } = nodeActivities(target.vm.node, input.timing);
+
+  await directory.initializeRun(vm, runDate);
+  const fail = async (step: BackupStep, err: unknown): Promise<never> => {
+    const f = summarizeFailure(err);
+    const message = f.nodeUnreachable
+      ? `node ${target.vm.node} not reachable: no node worker took the ${step} of ${vm} (${f.message}); nothing was changed`
+      : `${step} of ${vm} failed: ${f.message}`;
+    progress.stage = 'failed';
+    await directory.updateRun(vm, runDate, failedUpdate(step, f.code));
+    throw backupFailure(message, f.code);
+  };
+
+  // --- snapshot ---
+  progress.stage = 'snapshot';
+  await directory.updateRun(vm, runDate, goUpdate('snapshot'));
+  let snap: SnapshotResult;
+  try {
+    await probe.inspectForSnapshot(run);
+  } catch (err) {
+    return fail('snapshot', err);
+  }
+  await directory.updateRun(vm, runDate, runningUpdate('snapshot'));
+  try {
+    const ldif = await directory.exportVmEntry(vm);
+    const snapInput: SnapshotInput = { ...run, ldif };
+    snap = await work.snapshot(snapInput);
+  } catch (err) {
+    // Whatever the snapshot left half-done, put it back (or finish it if the VM already runs on the overlays).
+    const outcome = await work
+      .rollbackSnapshot(run)
+      .catch((rollbackErr: unknown) => fail('snapshot', rollbackErr));
+    if (outcome !== 'completed') return fail('snapshot', err);
+    snap = await work.snapshot({ ...run, ldif: '' });
+  }
+  await directory.updateRun(
+    vm,
+    runDate,
+    doneUpdate('snapshot', [
+      executionTime('snapshot', snap.snapshotMs),
+      executionTime('downtime', snap.downtimeMs),
+    ]),
+  );
+
+  if (input.coordinator) {
+    progress.stage = 'waiting-for-other-snapshots';
+    await getExternalWorkflowHandle(input.coordinator).signal(snapshotReported, { vm });
+    await condition(() => proceed);
+  }
+
+  // --- merge ---
+  progress.stage = 'merge';
+  await directory.updateRun(vm, runDate, goUpdate('merge'));
+  await directory.updateRun(vm, runDate, runningUpdate('merge'));
+  try {
+    const merged = await work.merge(run);
+    await directory.updateRun(vm, runDate, doneUpdate('merge', [executionTime('merge', merged.mergeMs)]));
+  } catch (err) {
+    return fail('merge', err);
+  }
+
+  // --- retain ---
+  progress.stage = 'retain';
+  await directory.updateRun(vm, runDate, goUpdate('retain'));
+  await directory.updateRun(vm, runDate, runningUpdate('retain'));
+  let retained;
+  try {
+    retained = await work.retain(run);
+    await directory.updateRun(vm, runDate, doneUpdate('retain'));
+  } catch (err) {
+    return fail('retain', err);
+  }
+  await directory.updateRun(vm, runDate, { mode: 'finished', state: 'now', returnValue: 0 });
+  progress.stage = 'finished';
+  return {
+    vm,
+    node: target.vm.node,
+    runDate,
+    downtimeMs: snap.downtimeMs,
+    snapshotMs: snap.snapshotMs,
+    wasRunning: snap.wasRunning,
+    backupDir: retained.backupDir,
+    files: retained.files,
+  };
+}

@@ -1,0 +1,2 @@
+export { backupVm } from './backup-vm';
+export { backupVms } from './backup-vms';
