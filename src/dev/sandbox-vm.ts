@@ -29,7 +29,7 @@ export interface SandboxVm {
   disks: Array<{ target: string; file: string }>;
 }
 
-const DISK_SIZE = 64 * 1024 * 1024;
+export const SANDBOX_DISK_SIZE = 64 * 1024 * 1024;
 
 function domainXml(name: string, memoryMiB: number, disks: SandboxVm['disks']): string {
   const diskXml = disks
@@ -122,7 +122,7 @@ async function addVmEntries(
       sstType: 'file',
       sstDriverName: 'qemu',
       sstDriverType: 'qcow2',
-      sstVolumeCapacity: String(DISK_SIZE),
+      sstVolumeCapacity: String(SANDBOX_DISK_SIZE),
     });
   }
   const plan = Object.fromEntries(
@@ -172,7 +172,7 @@ export async function createSandboxVm(
   const vm: SandboxVm = { name: spec.name, disks: [] };
   for (let i = 0; i < (spec.disks ?? 1); i++) {
     const file = path.join(dir, `${spec.name}-disk${i}.qcow2`);
-    await run('qemu-img', ['create', '-q', '-f', 'qcow2', file, String(DISK_SIZE)]);
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', file, String(SANDBOX_DISK_SIZE)]);
     vm.disks.push({ target: `vd${String.fromCharCode(97 + i)}`, file });
   }
   const xmlFile = path.join(dir, `${spec.name}-domain.xml`);
