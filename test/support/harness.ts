@@ -48,12 +48,21 @@ const deps = { virsh, directory, node };
 const MiB = 1024 * 1024;
 export { MiB };
 
-export function createVm(
+export async function createVm(
   spec: Omit<SandboxVmSpec, 'retainRoot' | 'backupRoot'> & {
     planOverrides?: Record<string, string | undefined>;
   },
 ): Promise<SandboxVm> {
   const base = { retainRoot: roots.retain, backupRoot: roots.backup, ramDisk: roots.ramDisk };
+  // Each test starts from a VM without history: no earlier backups or retained files.
+  const pool = spec.pool ?? 'sandbox-pool';
+  for (const dir of [
+    path.join(roots.retain, 'vm-persistent', pool, spec.name),
+    path.join(roots.backup, 'vm-persistent', pool, spec.name),
+    path.join(roots.ramDisk, spec.name),
+  ]) {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
   const plan = spec.plan ?? {
     ...defaultPlan({ ...base, ramDisk: spec.ramDisk ?? base.ramDisk }),
     ...spec.planOverrides,

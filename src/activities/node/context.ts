@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { Context } from '@temporalio/activity';
 import type { NodeConfig } from '../../config';
 import { BackupError, ErrorCode } from '../../domain/errors';
 import { assertRunDate, assertVmName } from '../../domain/names';
@@ -77,20 +76,7 @@ export function resolveRun(deps: NodeDeps, input: VmRunInput): RunPaths {
   };
 }
 
-/** Heartbeats every few seconds while a long call runs, with the latest progress. */
-export async function keepAlive<T>(work: Promise<T>, details: () => unknown): Promise<T> {
-  const ctx = Context.current();
-  const timer = setInterval(() => ctx.heartbeat(details()), 2000);
-  try {
-    return await work;
-  } finally {
-    clearInterval(timer);
-  }
-}
-
-export function heartbeat(details: unknown): void {
-  Context.current().heartbeat(details);
-}
+export { reportProgress as heartbeat } from './guard';
 
 /** Wraps a failing system call into a contract error with the step that failed. */
 export async function step<T>(

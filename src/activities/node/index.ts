@@ -1,6 +1,7 @@
 import type { NodeConfig } from '../../config';
 import { asFailure } from '../failure';
 import { nodeDeps } from './context';
+import { heartbeating, oneAtATime } from './guard';
 import { merge } from './merge';
 import { retain } from './retain';
 import { inspectForSnapshot, rollbackSnapshot, snapshot } from './snapshot';
@@ -9,12 +10,16 @@ import type { SnapshotInput, VmRunInput } from './types';
 /** The hypervisor activities a node worker runs on its own task queue. */
 export function createNodeActivities(config: NodeConfig) {
   const deps = nodeDeps(config);
+  const guarded =
+    <I extends VmRunInput, R>(fn: (d: typeof deps, input: I) => Promise<R>) =>
+    (input: I) =>
+      heartbeating(() => oneAtATime(String(input?.vm), () => fn(deps, input)));
   return {
-    inspectForSnapshot: asFailure((input: VmRunInput) => inspectForSnapshot(deps, input)),
-    snapshot: asFailure((input: SnapshotInput) => snapshot(deps, input)),
-    rollbackSnapshot: asFailure((input: VmRunInput) => rollbackSnapshot(deps, input)),
-    merge: asFailure((input: VmRunInput) => merge(deps, input)),
-    retain: asFailure((input: VmRunInput) => retain(deps, input)),
+    inspectForSnapshot: asFailure(guarded(inspectForSnapshot)),
+    snapshot: asFailure(guarded((d, input: SnapshotInput) => snapshot(d, input))),
+    rollbackSnapshot: asFailure(guarded((d, input: VmRunInput) => rollbackSnapshot(d, input))),
+    merge: asFailure(guarded(merge)),
+    retain: asFailure(guarded(retain)),
   };
 }
 
