@@ -7,14 +7,14 @@ export class ConfigError extends Error {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-function need(env: Env, name: string): string {
+function need(env: Env, name: string, trim = true): string {
   const v = env[name];
   if (v === undefined || v.trim() === '') {
     throw new ConfigError(
       `environment variable ${name} is not set (source .dev/env for the embedded defaults)`,
     );
   }
-  return v.trim();
+  return trim ? v.trim() : v;
 }
 
 function absolute(env: Env, name: string): string {
@@ -72,7 +72,7 @@ export function directoryConfig(env: Env = process.env): DirectoryConfig {
   return {
     url,
     bindDn: need(env, 'LDAP_BIND_DN'),
-    bindPassword: need(env, 'LDAP_BIND_PASSWORD'),
+    bindPassword: need(env, 'LDAP_BIND_PASSWORD', false),
     baseDn: need(env, 'LDAP_BASE_DN'),
   };
 }
@@ -82,6 +82,7 @@ export function nodeConfig(env: Env = process.env): NodeConfig {
   const roots = need(env, 'VMBACKUP_STORAGE_ROOTS')
     .split(':')
     .filter((r) => r !== '');
+  if (roots.length === 0) throw new ConfigError('VMBACKUP_STORAGE_ROOTS names no directory');
   for (const r of roots) {
     if (!path.isAbsolute(r))
       throw new ConfigError(
@@ -91,7 +92,7 @@ export function nodeConfig(env: Env = process.env): NodeConfig {
   return {
     libvirtUri: need(env, 'LIBVIRT_URI'),
     imagesRoot,
-    storageRoots: roots.map((r) => path.normalize(r).replace(/\/+$/, '')),
+    storageRoots: roots.map((r) => path.normalize(r).replace(/\/+$/, '') || '/'),
   };
 }
 

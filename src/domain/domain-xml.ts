@@ -43,8 +43,9 @@ export function fileDisks(xml: string): Map<string, string> {
 
 /** Guest memory in bytes from `<memory unit='…'>`. */
 export function memoryBytes(xml: string): number {
-  const m = /<memory\b[^>]*?(?:unit=['"](\w+)['"])?[^>]*>(\d+)<\/memory>/.exec(xml);
+  const m = /<memory\b([^>]*)>(\d+)<\/memory>/.exec(xml);
   if (!m) return 0;
+  const unit = /\bunit=['"](\w+)['"]/.exec(m[1] ?? '')?.[1] ?? 'KiB';
   const units: Record<string, number> = {
     b: 1,
     bytes: 1,
@@ -55,7 +56,7 @@ export function memoryBytes(xml: string): number {
     g: 1024 ** 3,
     gib: 1024 ** 3,
   };
-  return Number(m[2]) * (units[(m[1] ?? 'KiB').toLowerCase()] ?? 1024);
+  return Number(m[2]) * (units[unit.toLowerCase()] ?? 1024);
 }
 
 /** Removes the first `<backingStore …>` element of a disk, however deeply nested its chain. */

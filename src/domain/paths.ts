@@ -32,7 +32,7 @@ export function pathFromFileUri(uri: string, attribute: string): string {
 
 export function isInside(root: string, candidate: string): boolean {
   const rel = path.posix.relative(root, candidate);
-  return rel === '' || (!rel.startsWith('..') && !path.posix.isAbsolute(rel));
+  return rel === '' || (rel !== '..' && !rel.startsWith('../') && !path.posix.isAbsolute(rel));
 }
 
 /** Refuses a path outside every configured root: the directory must not steer us elsewhere. */

@@ -1,0 +1,229 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, directoryConfig, nodeConfig, temporalConfig, timingFromEnv } from '../../src/config';
+
+/** Runs `fn`, insists that it throws a ConfigError and returns its message. */
+function configErrorOf(fn: () => unknown): string {
+  let thrown: unknown;
+  try {
+    fn();
+  } catch (e) {
+    thrown = e;
+  }
+  expect(thrown, 'expected a ConfigError to be thrown').toBeInstanceOf(ConfigError);
+  expect((thrown as Error).name).toBe('ConfigError');
+  return (thrown as Error).message;
+}
+
+describe('temporalConfig', () => {
+  const env = { TEMPORAL_ADDRESS: 'localhost:7233', TEMPORAL_NAMESPACE: 'default' };
+
+  it('reads address and namespace', () => {
+    expect(temporalConfig(env)).toEqual({
+      address: 'localhost:7233',
+      namespace: 'default',
+      uiUrl: undefined,
+    });
+  });
+
+  it('reads the optional UI URL', () => {
+    expect(temporalConfig({ ...env, TEMPORAL_UI_URL: 'http://localhost:8233' }).uiUrl).toBe(
+      'http://localhost:8233',
+    );
+  });
+
+  it('accepts an IPv4 address and a fully qualified host name', () => {
+    expect(temporalConfig({ ...env, TEMPORAL_ADDRESS: '127.0.0.1:7233' }).address).toBe('127.0.0.1:7233');
+    expect(temporalConfig({ ...env, TEMPORAL_ADDRESS: 'temporal.example.com:443' }).address).toBe(
+      'temporal.example.com:443',
+    );
+  });
+
+  it('trims surrounding white space', () => {
+    expect(
+      temporalConfig({ TEMPORAL_ADDRESS: ' localhost:7233\n', TEMPORAL_NAMESPACE: ' ns ' }),
+    ).toMatchObject({
+      address: 'localhost:7233',
+      namespace: 'ns',
+    });
+  });
+
+  it.each(['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE'])('refuses a missing %s, naming it', (name) => {
+    expect(configErrorOf(() => temporalConfig({ ...env, [name]: undefined }))).toContain(name);
+  });
+
+  it.each(['', '   '])('treats %j as a missing variable', (value) => {
+    expect(configErrorOf(() => temporalConfig({ ...env, TEMPORAL_NAMESPACE: value }))).toContain(
+      'TEMPORAL_NAMESPACE',
+    );
+  });
+
+  it.each([
+    ['a URL with a scheme', 'http://localhost:7233'],
+    ['a host without port', 'localhost'],
+    ['a non-numeric port', 'localhost:http'],
+    ['a port without host', ':7233'],
+    ['a path', 'localhost:7233/x'],
+    ['an inner space', 'local host:7233'],
+  ])('refuses %s as TEMPORAL_ADDRESS', (_what, address) => {
+    expect(configErrorOf(() => temporalConfig({ ...env, TEMPORAL_ADDRESS: address }))).toContain(
+      'TEMPORAL_ADDRESS',
+    );
+  });
+});
+
+describe('directoryConfig', () => {
+  const env = {
+    LDAP_URL: 'ldap://localhost:3389',
+    LDAP_BIND_DN: 'cn=admin,o=stepping-stone,c=ch',
+    LDAP_BIND_PASSWORD: 'secret',
+    LDAP_BASE_DN: 'o=stepping-stone,c=ch',
+  };
+
+  it('reads URL, bind DN, password and base DN', () => {
+    expect(directoryConfig(env)).toEqual({
+      url: 'ldap://localhost:3389',
+      bindDn: 'cn=admin,o=stepping-stone,c=ch',
+      bindPassword: 'secret',
+      baseDn: 'o=stepping-stone,c=ch',
+    });
+  });
+
+  it.each(['ldaps://ldap.example.com:636', 'ldap://ldap.example.com', 'ldap://127.0.0.1:389/'])(
+    'accepts the LDAP URL %s',
+    (url) => {
+      expect(directoryConfig({ ...env, LDAP_URL: url }).url).toBe(url);
+    },
+  );
+
+  it.each(['http://localhost:389', 'localhost:389', 'ldap://', 'ldap://host/o=t', 'ldapi:///run/slapd.sock'])(
+    'refuses the LDAP URL %j',
+    (url) => {
+      expect(configErrorOf(() => directoryConfig({ ...env, LDAP_URL: url }))).toContain('LDAP_URL');
+    },
+  );
+
+  it.each(['LDAP_URL', 'LDAP_BIND_DN', 'LDAP_BIND_PASSWORD', 'LDAP_BASE_DN'])(
+    'refuses a missing %s, naming it',
+    (name) => {
+      expect(configErrorOf(() => directoryConfig({ ...env, [name]: undefined }))).toContain(name);
+    },
+  );
+
+  it('does not reveal the bind password in an error message', () => {
+    expect(configErrorOf(() => directoryConfig({ ...env, LDAP_URL: 'bad' }))).not.toContain('secret');
+  });
+});
+
+describe('nodeConfig', () => {
+  const env = {
+    LIBVIRT_URI: 'qemu:///system',
+    VMBACKUP_IMAGES_ROOT: '/var/virtualization',
+    VMBACKUP_STORAGE_ROOTS: '/var/backup:/var/virtualization/retain',
+  };
+
+  it('reads the libvirt URI, the images root and the storage roots', () => {
+    expect(nodeConfig(env)).toEqual({
+      libvirtUri: 'qemu:///system',
+      imagesRoot: '/var/virtualization',
+      storageRoots: ['/var/backup', '/var/virtualization/retain'],
+    });
+  });
+
+  it('normalises the images root and strips trailing slashes', () => {
+    expect(nodeConfig({ ...env, VMBACKUP_IMAGES_ROOT: '/var//virtualization/./' }).imagesRoot).toBe(
+      '/var/virtualization',
+    );
+  });
+
+  it('keeps "/" as images root', () => {
+    expect(nodeConfig({ ...env, VMBACKUP_IMAGES_ROOT: '/' }).imagesRoot).toBe('/');
+  });
+
+  it('normalises storage roots and skips empty entries', () => {
+    expect(nodeConfig({ ...env, VMBACKUP_STORAGE_ROOTS: '/var/backup/::/mnt//ram/./' }).storageRoots).toEqual(
+      ['/var/backup', '/mnt/ram'],
+    );
+  });
+
+  it('accepts a single storage root', () => {
+    expect(nodeConfig({ ...env, VMBACKUP_STORAGE_ROOTS: '/srv/backup' }).storageRoots).toEqual([
+      '/srv/backup',
+    ]);
+  });
+
+  it.each(['LIBVIRT_URI', 'VMBACKUP_IMAGES_ROOT', 'VMBACKUP_STORAGE_ROOTS'])(
+    'refuses a missing %s, naming it',
+    (name) => {
+      expect(configErrorOf(() => nodeConfig({ ...env, [name]: undefined }))).toContain(name);
+    },
+  );
+
+  it.each(['var/virtualization', './images', '~/images'])('refuses the relative images root %j', (value) => {
+    const message = configErrorOf(() => nodeConfig({ ...env, VMBACKUP_IMAGES_ROOT: value }));
+    expect(message).toContain('VMBACKUP_IMAGES_ROOT');
+    expect(message).toContain('absolute');
+  });
+
+  it('refuses a relative storage root among absolute ones', () => {
+    const message = configErrorOf(() => nodeConfig({ ...env, VMBACKUP_STORAGE_ROOTS: '/var/backup:retain' }));
+    expect(message).toContain('VMBACKUP_STORAGE_ROOTS');
+    expect(message).toContain('"retain"');
+  });
+});
+
+describe('timingFromEnv', () => {
+  it('defaults to 120 s node wait and 20 s heartbeat', () => {
+    expect(timingFromEnv({})).toEqual({ nodeWaitSeconds: 120, heartbeatSeconds: 20 });
+  });
+
+  it('treats empty variables as unset', () => {
+    expect(timingFromEnv({ VMBACKUP_NODE_WAIT_SECONDS: '', VMBACKUP_HEARTBEAT_SECONDS: '' })).toEqual({
+      nodeWaitSeconds: 120,
+      heartbeatSeconds: 20,
+    });
+  });
+
+  it('reads each value from its own variable', () => {
+    expect(timingFromEnv({ VMBACKUP_NODE_WAIT_SECONDS: '5', VMBACKUP_HEARTBEAT_SECONDS: '2.5' })).toEqual({
+      nodeWaitSeconds: 5,
+      heartbeatSeconds: 2.5,
+    });
+    expect(timingFromEnv({ VMBACKUP_HEARTBEAT_SECONDS: '7' })).toEqual({
+      nodeWaitSeconds: 120,
+      heartbeatSeconds: 7,
+    });
+  });
+
+  it.each(['0', '-1', 'abc', '10s', 'Infinity', 'NaN', '  '])(
+    'refuses %j as a number of seconds, naming the variable',
+    (value) => {
+      expect(configErrorOf(() => timingFromEnv({ VMBACKUP_NODE_WAIT_SECONDS: value }))).toContain(
+        'VMBACKUP_NODE_WAIT_SECONDS',
+      );
+      expect(configErrorOf(() => timingFromEnv({ VMBACKUP_HEARTBEAT_SECONDS: value }))).toContain(
+        'VMBACKUP_HEARTBEAT_SECONDS',
+      );
+    },
+  );
+});
+
+describe('nodeConfig storage roots and the bind password', () => {
+  const base = { LIBVIRT_URI: 'qemu:///system', VMBACKUP_IMAGES_ROOT: '/var/virtualization' };
+  it('keeps / as a storage root', () => {
+    expect(nodeConfig({ ...base, VMBACKUP_STORAGE_ROOTS: '/' }).storageRoots).toEqual(['/']);
+  });
+  it('refuses a storage root list that names no directory', () => {
+    expect(configErrorOf(() => nodeConfig({ ...base, VMBACKUP_STORAGE_ROOTS: ':' }))).toContain(
+      'VMBACKUP_STORAGE_ROOTS',
+    );
+  });
+  it('keeps spaces around the bind password', () => {
+    const env = {
+      LDAP_URL: 'ldap://127.0.0.1:3389',
+      LDAP_BIND_DN: 'cn=admin',
+      LDAP_BIND_PASSWORD: ' secret ',
+      LDAP_BASE_DN: 'o=x',
+    };
+    expect(directoryConfig(env).bindPassword).toBe(' secret ');
+  });
+});
