@@ -6,8 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTROL_TASK_QUEUE, timingFromEnv } from '../../src/config';
 import { ErrorCode } from '../../src/domain/errors';
 import { vmWorkflowId } from '../../src/workflows/ids';
+import { withDirectory } from '../../src/directory/connection';
 import { repoRoot } from '../support/dev-env';
 import {
+  directory,
+  tree,
   backup,
   createVm,
   guestReads,
