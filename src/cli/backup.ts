@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
 import { CONTROL_TASK_QUEUE, temporalConfig, timingFromEnv } from '../config';
-import { assertVmName, formatRunDate } from '../domain/names';
+import { assertRunDate, assertVmName, formatRunDate } from '../domain/names';
 import type { BackupVmResult } from '../workflows/backup-vm';
 import type { BackupVmsResult, VmOutcome } from '../workflows/backup-vms';
 import { vmWorkflowId } from '../workflows/ids';
@@ -42,6 +42,7 @@ export async function runBackup(
   out: (line: string) => void,
 ): Promise<number> {
   cmd.vms.forEach((vm) => assertVmName(vm));
+  if (cmd.runDate !== undefined) assertRunDate(cmd.runDate);
   const temporal = temporalConfig();
   const timing = timingFromEnv();
   const runDate = cmd.runDate ?? formatRunDate(new Date());
