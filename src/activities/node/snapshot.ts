@@ -59,7 +59,7 @@ export async function inspectForSnapshot(deps: NodeDeps, input: VmRunInput): Pro
           `disk ${d.target} is ${info.format}, not qcow2`,
         );
       const backing = info.fullBackingFilename;
-      if (backing && isInside(path.dirname(paths.layout.retainDir.replace(/\/[^/]+\/[^/]+$/, '')), backing)) {
+      if (backing && isInside(input.plan.retainRoot, backing)) {
         throw new BackupError(
           ErrorCode.wrongStateInformation,
           `disk ${d.target} still depends on ${backing}: an earlier backup was not merged`,
@@ -326,9 +326,9 @@ export async function rollbackSnapshot(
     await finishSnapshot(paths, journal);
     return 'completed';
   }
-  if (state !== undefined && state !== 'shut off' && !(journal && !journal.wasRunning)) {
-    // Still running on its original disks: only our prepared files need to go.
-  } else if (state !== undefined && state !== 'shut off') {
+  // A VM that was off must still be off: if someone started it, its overlay may hold data.
+  const active = state === 'running' || state === 'paused';
+  if (active && journal && !journal.wasRunning) {
     throw new BackupError(
       ErrorCode.cannotMoveImageBack,
       `VM ${input.vm} was started during its snapshot; leaving it alone`,
