@@ -21,6 +21,8 @@ export async function run(
 ): Promise<string> {
   const result = await execa(file, args, {
     reject: false,
+    // A worker shutting down (SIGTERM) must let a running virsh finish, not kill it mid-save.
+    cleanup: false,
     input: options.input,
     stripFinalNewline: true,
     env: { LC_ALL: 'C' },

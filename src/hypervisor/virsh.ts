@@ -52,6 +52,11 @@ export class Virsh {
     await this.virsh(['resume', '--', vm]);
   }
 
+  /** Asks the guest to power off (ACPI); returns at once. */
+  async shutdown(vm: string): Promise<void> {
+    await this.virsh(['shutdown', '--', vm]);
+  }
+
   async destroy(vm: string): Promise<void> {
     await this.virsh(['destroy', '--', vm]);
   }

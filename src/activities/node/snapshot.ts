@@ -225,7 +225,9 @@ async function finishSnapshot(paths: RunPaths, journal: Journal): Promise<Snapsh
     ...journal,
     phase: 'snapshotted',
     snapshotMs: journal.snapshotMs ?? Date.now() - journal.startedAt,
-    downtimeMs: journal.downtimeMs ?? 0,
+    downtimeMs:
+      journal.downtimeMs ??
+      (journal.wasRunning ? Date.now() - (journal.saveStartedAt ?? journal.startedAt) : 0),
   };
   await writeJournal(paths.layout.retainDir, done);
   return {
@@ -260,8 +262,10 @@ export async function snapshot(deps: NodeDeps, input: SnapshotInput): Promise<Sn
     if (journal.wasRunning && state !== 'shut off' && (await runsOnOverlays(deps, input.vm, paths))) {
       return await finishSnapshot(paths, journal); // restored before a crash
     }
+    let saveStart: number | undefined;
     if (journal.wasRunning && state !== 'shut off') {
       // --- downtime window starts: the VM stops running here ---
+      saveStart = Date.now();
       await step(ErrorCode.cannotSaveState, 'save the VM state', () =>
         deps.virsh.save(input.vm, paths.state.saved),
       );
@@ -287,7 +291,11 @@ export async function snapshot(deps: NodeDeps, input: SnapshotInput): Promise<Sn
         deps.virsh.restore(paths.state.saved, xml, paused),
       );
       // --- downtime window ends ---
-      journal = { ...journal, downtimeMs: Date.now() - (journal.saveStartedAt ?? journal.startedAt) };
+      // After a crash inside the window the journal's earlier mark stands in (an overestimate).
+      journal = {
+        ...journal,
+        downtimeMs: Date.now() - (saveStart ?? journal.saveStartedAt ?? journal.startedAt),
+      };
       failpoint('snapshot-after-restore');
     }
   } catch (err) {

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# End-to-end demonstration on the embedded services: starts them (idempotently),
+# creates the sandbox VM demo-vm (two qcow2 disks) on node demo-node, runs a control
+# and a node worker, backs the VM up through Temporal and checks the result.
+# Usage: bash scripts/demo.sh   (or npm run demo)
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+bash "$VMBACKUP_REPO/scripts/dev-up.sh"
+
+set -a
+# shellcheck source=/dev/null
+. "$VMBACKUP_DEV/env"
+set +a
+
+exec npx --no-install tsx "$VMBACKUP_REPO/src/dev/demo.ts"
