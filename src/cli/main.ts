@@ -4,6 +4,7 @@ import { BackupError } from '../domain/errors';
 import { createControlWorker } from '../workers/control';
 import { createNodeWorker } from '../workers/node';
 import { runBackup } from './backup';
+import { abortRestore, decideRestore, showRestore, startRestore } from './restore';
 import { connectClient } from './client';
 
 const HELP: Record<string, string> = {
@@ -13,6 +14,8 @@ Usage:
   vmbackup worker control              run the control worker (workflows, directory)
   vmbackup worker node --node <name>   run the node worker of a hypervisor
   vmbackup backup <vm...> [--wait]     back up one or several VMs
+  vmbackup restore <vm> [--backup D]   start a restore and show its conflicts
+  vmbackup restore decide|abort|status <vm>
 
 Configuration comes from the environment (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, LDAP_URL,
 LDAP_BIND_DN, LDAP_BIND_PASSWORD, LDAP_BASE_DN, LIBVIRT_URI, VMBACKUP_IMAGES_ROOT,
@@ -30,6 +33,18 @@ Backs up the named VMs. With several VMs, all snapshots run first, together, the
 merges and retains. Prints the workflow ID and its Temporal UI address.
   --wait       wait for the end and print each VM's outcome; exit 1 if any failed
   --run-date   the planned time (UTC) naming the run; default now`,
+  restore: `Usage:
+  vmbackup restore <vm> [--backup YYYYMMDDThhmmssZ] [--decision-timeout <seconds>]
+      Starts the restore of <vm> from that backup (default: the latest finished one),
+      waits until the conflicts between the backed-up and the live configuration are
+      known and prints them. Nothing live is touched before a decision.
+  vmbackup restore decide <vm> [--take-backup id,id] [--keep-live id,id] [--all-backup|--all-live] [--wait]
+      Decides every conflict (ids from the table); --all-* sets the side of those not named.
+      Returns once the decision is accepted; --wait follows the restore to its end.
+  vmbackup restore abort <vm> [--reason text]
+      Aborts a restore that waits for its decision; the live VM stays as it is.
+  vmbackup restore status <vm>
+      Shows the restore's stage, conflicts and decision.`,
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -89,6 +104,60 @@ async function main(argv: string[]): Promise<number> {
       await client.connection.close();
     }
   }
+  if (command === 'restore') {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: {
+        backup: { type: 'string' },
+        'decision-timeout': { type: 'string' },
+        'take-backup': { type: 'string' },
+        'keep-live': { type: 'string' },
+        'all-backup': { type: 'boolean' },
+        'all-live': { type: 'boolean' },
+        reason: { type: 'string' },
+        wait: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: true,
+    });
+    if (values.help) return (out(HELP['restore']!), 0);
+    const [first, second] = positionals;
+    if (!first) {
+      console.error(HELP['restore']);
+      return 2;
+    }
+    const sub = ['decide', 'abort', 'status'].includes(first) && second ? first : undefined;
+    const vm = sub ? second! : first;
+    const timeout = values['decision-timeout'];
+    if (timeout !== undefined && !(Number(timeout) > 0))
+      throw new ConfigError('--decision-timeout must be a positive number of seconds');
+    const client = await connectClient(temporalConfig());
+    try {
+      if (sub === 'decide') {
+        return await decideRestore(
+          client,
+          {
+            vm,
+            wait: !!values.wait,
+            takeBackup: values['take-backup'],
+            keepLive: values['keep-live'],
+            allBackup: values['all-backup'],
+            allLive: values['all-live'],
+          },
+          out,
+        );
+      }
+      if (sub === 'abort') return await abortRestore(client, { vm, reason: values.reason }, out);
+      if (sub === 'status') return await showRestore(client, vm, out);
+      return await startRestore(
+        client,
+        { vm, backup: values.backup, decisionTimeoutSeconds: timeout ? Number(timeout) : undefined },
+        out,
+      );
+    } finally {
+      await client.connection.close();
+    }
+  }
   console.error(`unknown command ${JSON.stringify(command)}\n\n${HELP['main']}`);
   return 2;
 }
@@ -96,11 +165,8 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof BackupError || (err as Error)?.name === 'TypeError') {
-      console.error(`vmbackup: ${(err as Error).message}`);
-    } else {
-      console.error(`vmbackup: ${(err as Error)?.message ?? String(err)}`);
-    }
+    console.error(`vmbackup: ${(err as Error)?.message ?? String(err)}`);
+    // Exit 2 for input or configuration the user can fix; 1 for everything else.
     process.exit(err instanceof BackupError || err instanceof ConfigError ? 2 : 1);
   },
 );

@@ -41,22 +41,34 @@ export function fileDisks(xml: string): Map<string, string> {
   return disks;
 }
 
+// libvirt's units: powers of 1000 for KB/MB/…, of 1024 for k/KiB/M/MiB/….
+const UNITS: Record<string, number> = {
+  b: 1,
+  bytes: 1,
+  kb: 1e3,
+  k: 1024,
+  kib: 1024,
+  mb: 1e6,
+  m: 1024 ** 2,
+  mib: 1024 ** 2,
+  gb: 1e9,
+  g: 1024 ** 3,
+  gib: 1024 ** 3,
+  tb: 1e12,
+  t: 1024 ** 4,
+  tib: 1024 ** 4,
+};
+
+/** `value` in `unit` (libvirt's spelling, default KiB) as bytes. */
+export function toBytes(value: number, unit = 'KiB'): number {
+  return value * (UNITS[unit.toLowerCase()] ?? 1024);
+}
+
 /** Guest memory in bytes from `<memory unit='…'>`. */
 export function memoryBytes(xml: string): number {
   const m = /<memory\b([^>]*)>(\d+)<\/memory>/.exec(xml);
   if (!m) return 0;
-  const unit = /\bunit=['"](\w+)['"]/.exec(m[1] ?? '')?.[1] ?? 'KiB';
-  const units: Record<string, number> = {
-    b: 1,
-    bytes: 1,
-    k: 1024,
-    kib: 1024,
-    m: 1024 ** 2,
-    mib: 1024 ** 2,
-    g: 1024 ** 3,
-    gib: 1024 ** 3,
-  };
-  return Number(m[2]) * (units[unit.toLowerCase()] ?? 1024);
+  return toBytes(Number(m[2]), /\bunit=['"](\w+)['"]/.exec(m[1] ?? '')?.[1]);
 }
 
 /** Removes the first `<backingStore …>` element of a disk, however deeply nested its chain. */

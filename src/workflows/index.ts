@@ -1,2 +1,3 @@
 export { backupVm } from './backup-vm';
 export { backupVms } from './backup-vms';
+export { restoreVm } from './restore-vm';

@@ -1,4 +1,4 @@
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
 /** Child → coordinator: this VM's snapshot is done (so all snapshots can finish before any merge). */
 export const snapshotReported = defineSignal<[{ vm: string }]>('snapshotReported');
@@ -16,3 +16,57 @@ export interface BackupProgress {
 }
 
 export const backupProgress = defineQuery<BackupProgress>('backupProgress');
+
+// ---- restore ----
+
+export type RestoreStage =
+  | 'loading'
+  | 'unretaining-small-files'
+  | 'awaiting-decision'
+  | 'unretaining-large-files'
+  | 'restoring'
+  | 'finished'
+  | 'aborted'
+  | 'failed';
+
+export interface RestoreConflict {
+  id: string;
+  source: 'directory' | 'xml';
+  what: string;
+  backup: string | null;
+  live: string | null;
+  linkedTo?: string | undefined;
+  fixedByState?: boolean | undefined;
+}
+
+export interface RestoreStatus {
+  vm: string;
+  backup?: string | undefined;
+  node?: string | undefined;
+  stage: RestoreStage;
+  /** The VM comes back from its saved state (so the state's machine cannot change). */
+  withState?: boolean | undefined;
+  conflicts: RestoreConflict[];
+  inconsistencies: Array<{
+    config: 'backup' | 'live';
+    what: string;
+    directory: string | null;
+    xml: string | null;
+  }>;
+  decision?: Record<string, 'backup' | 'live'> | undefined;
+  /** Why the last decision that arrived by signal was refused. */
+  lastRejection?: string | undefined;
+  /** When the restore aborts by itself without a decision (ISO time). */
+  decisionDeadline?: string | undefined;
+  message?: string | undefined;
+}
+
+export type RestoreDecision = Record<string, 'backup' | 'live'>;
+
+export const restoreStatus = defineQuery<RestoreStatus>('restoreStatus');
+/** The portal's way: accepted or rejected at once, with the reason. */
+export const decideUpdate = defineUpdate<RestoreStatus, [RestoreDecision]>('decide');
+/** For clients that can only signal; a refused decision shows in `lastRejection`. */
+export const decideSignal = defineSignal<[RestoreDecision]>('decide');
+export const abortUpdate = defineUpdate<RestoreStatus, [{ reason?: string }]>('abort');
+export const abortSignal = defineSignal<[{ reason?: string }]>('abort');

@@ -54,7 +54,14 @@ export async function createVm(
   },
 ): Promise<SandboxVm> {
   const base = { retainRoot: roots.retain, backupRoot: roots.backup, ramDisk: roots.ramDisk };
-  // Each test starts from a VM without history: no earlier backups or retained files.
+  // Each test starts from a VM without history: no run of an interrupted test, no earlier
+  // backups or retained files.
+  await (
+    await temporal()
+  ).workflow
+    .getHandle(vmWorkflowId(spec.name))
+    .terminate('test starts afresh')
+    .catch(() => undefined);
   const pool = spec.pool ?? 'sandbox-pool';
   for (const dir of [
     path.join(roots.retain, 'vm-persistent', pool, spec.name),

@@ -8,10 +8,45 @@ import type { BackupPlan } from '../../domain/plan';
 import type { LeafUpdate } from '../../domain/protocol';
 import type { VmRecord } from '../../domain/vm';
 import { asFailure } from '../failure';
+import { parseLdif } from '../../directory/ldif-parse';
+import { chooseBackup, writeVmEntries } from '../../directory/restore-directory';
+import {
+  findConflicts,
+  inconsistencies,
+  type Conflict,
+  type Decision,
+  type Inconsistency,
+} from '../../domain/conflicts';
+import { resolveEntries, resolveXml, type ResolvedEntry } from '../../domain/resolve';
+
+export interface ConfigTexts {
+  vm: string;
+  backupLdif: string;
+  backupXml: string;
+  liveLdif: string | null;
+  liveXml: string | null;
+}
+
+export interface RestoreTarget extends BackupTarget {
+  backupDate: string;
+}
 
 export interface BackupTarget {
   vm: VmRecord;
   plan: BackupPlan;
+}
+
+/** Both configurations as entries relative to the VM's DN, ready to compare. */
+function snapshots(texts: ConfigTexts, tree?: StoneyTree) {
+  const vmDn = (tree ?? new StoneyTree('')).vm(texts.vm);
+  const entriesOf = (ldif: string | null) => (ldif ? parseLdif(ldif) : []);
+  const base = (entries: ReturnType<typeof parseLdif>) => entries[0]?.dn ?? vmDn;
+  const backupEntries = entriesOf(texts.backupLdif);
+  const liveEntries = entriesOf(texts.liveLdif);
+  return {
+    backup: { vmDn: base(backupEntries), entries: backupEntries, xml: texts.backupXml },
+    live: { vmDn: base(liveEntries), entries: liveEntries, xml: texts.liveXml ?? '' },
+  };
 }
 
 /** Directory activities: they run on the control queue, next to the workflows. */
@@ -43,6 +78,54 @@ export function createDirectoryActivities(config: DirectoryConfig) {
       assertVmName(vm);
       assertRunDate(runDate);
       await directory((dir) => updateLeaf(dir, tree, vm, runDate, update, new Date()));
+    }),
+    loadRestoreTarget: asFailure(async (vm: string, backup: string | undefined): Promise<RestoreTarget> => {
+      assertVmName(vm);
+      if (backup !== undefined) assertRunDate(backup);
+      return directory(async (dir) => {
+        const record = await readVm(dir, tree, vm);
+        return {
+          vm: record,
+          plan: await readPlan(dir, tree, record),
+          backupDate: await chooseBackup(dir, tree, vm, backup),
+        };
+      });
+    }),
+    /** Live LDIF of the VM, or null when its entry is gone. */
+    exportLiveEntry: asFailure(async (vm: string): Promise<string | null> => {
+      assertVmName(vm);
+      return directory(async (dir) =>
+        (await dir.read(tree.vm(vm), ['1.1'])) ? exportVmLdif(dir, tree, vm) : null,
+      );
+    }),
+    computeConflicts: asFailure(
+      async (texts: ConfigTexts): Promise<{ conflicts: Conflict[]; inconsistencies: Inconsistency[] }> => {
+        const { backup, live } = snapshots(texts);
+        return {
+          conflicts: findConflicts(backup, live),
+          inconsistencies: [
+            ...inconsistencies('backup', backup),
+            ...(texts.liveXml ? inconsistencies('live', live) : []),
+          ],
+        };
+      },
+    ),
+    resolveRestore: asFailure(
+      async (
+        texts: ConfigTexts,
+        conflicts: Conflict[],
+        decision: Decision,
+      ): Promise<{ entries: ResolvedEntry[]; xml: string }> => {
+        const { backup, live } = snapshots(texts);
+        return {
+          entries: resolveEntries(backup, live, conflicts, decision),
+          xml: resolveXml(texts.backupXml, conflicts, decision),
+        };
+      },
+    ),
+    writeVmEntries: asFailure(async (vm: string, entries: ResolvedEntry[]): Promise<void> => {
+      assertVmName(vm);
+      await directory((dir) => writeVmEntries(dir, tree, vm, entries));
     }),
     listRuns: asFailure(async (vm: string): Promise<LeafState[]> => {
       assertVmName(vm);

@@ -6,6 +6,13 @@ import { merge } from './merge';
 import { retain } from './retain';
 import { inspectForSnapshot, rollbackSnapshot, snapshot } from './snapshot';
 import type { SnapshotInput, VmRunInput } from './types';
+import {
+  cleanRestore,
+  restoreMachine,
+  unretainLargeFiles,
+  unretainSmallFiles,
+  type RestoreMachineInput,
+} from './restore';
 
 /** The hypervisor activities a node worker runs on its own task queue. */
 export function createNodeActivities(config: NodeConfig) {
@@ -20,6 +27,10 @@ export function createNodeActivities(config: NodeConfig) {
     rollbackSnapshot: asFailure(guarded((d, input: VmRunInput) => rollbackSnapshot(d, input))),
     merge: asFailure(guarded(merge)),
     retain: asFailure(guarded(retain)),
+    unretainSmallFiles: asFailure(guarded(unretainSmallFiles)),
+    unretainLargeFiles: asFailure(guarded(unretainLargeFiles)),
+    restoreMachine: asFailure(guarded((d, input: RestoreMachineInput) => restoreMachine(d, input))),
+    cleanRestore: asFailure(guarded(cleanRestore)),
   };
 }
 

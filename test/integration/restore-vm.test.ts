@@ -1,0 +1,210 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withDirectory } from '../../src/directory/connection';
+import { xmlFacts } from '../../src/domain/conflicts';
+import { ErrorCode } from '../../src/domain/errors';
+import { run } from '../../src/hypervisor/run';
+import { abortUpdate, decideSignal, decideUpdate, restoreStatus } from '../../src/workflows/messages';
+import type { RestoreVmResult } from '../../src/workflows/restore-vm';
+import {
+  backup,
+  createVm,
+  directory,
+  guestReads,
+  guestWrite,
+  leaves,
+  MiB,
+  removeVm,
+  roots,
+  tree,
+  tree_of,
+  virsh,
+} from '../support/harness';
+import { refusal, startRestore, waitForStage } from '../support/restore';
+import { WorkerProcess } from '../support/worker-process';
+
+const NODE = 'vmbt-node-r';
+let nodeWorker: WorkerProcess;
+const A = { pattern: 0xa1, offset: 0, length: 2 * MiB };
+const B = { pattern: 0xb2, offset: 4 * MiB, length: MiB };
+const zerosWhereB = { pattern: 0, offset: 4 * MiB, length: MiB };
+const names: string[] = [];
+
+beforeAll(async () => {
+  nodeWorker = await WorkerProcess.start(['node', '--node', NODE]);
+});
+
+afterAll(async () => {
+  await nodeWorker?.stop();
+  for (const vm of names) await removeVm(vm).catch(() => undefined);
+});
+
+async function vmEntry(vm: string) {
+  return withDirectory(directory, async (dir) => (await dir.read(tree.vm(vm)))!.attributes);
+}
+
+/** A VM backed up while its guest had written A; afterwards the guest writes B and the configuration changes. */
+async function backedUpThenChanged(name: string, opts: { off?: boolean } = {}) {
+  names.push(name);
+  await createVm({ name, node: NODE, disks: 1 });
+  await guestWrite(name, 0, A);
+  if (opts.off) await virsh.destroy(name);
+  const result = await backup(name);
+  if (opts.off) await virsh.start(name);
+  await guestWrite(name, 0, B);
+  await withDirectory(directory, (dir) =>
+    dir.replace(tree.vm(name), { description: 'changed after the backup', sstMemory: String(48 * MiB) }),
+  );
+  await run('virsh', [
+    '-c',
+    process.env['LIBVIRT_URI']!,
+    'desc',
+    name,
+    '--config',
+    '--new-desc',
+    'live description',
+  ]);
+  await run('virsh', ['-c', process.env['LIBVIRT_URI']!, 'setmaxmem', name, String(48 * 1024), '--config']);
+  return result;
+}
+
+describe('restoreVm', () => {
+  it('restores a VM from its saved state with a mixed decision: the guest sees A and not B, directory and XML follow the decision', async () => {
+    const vm = 'vmbt-restore-mixed';
+    const done = await backedUpThenChanged(vm);
+    const handle = await startRestore(vm);
+    const status = await waitForStage(handle, ['awaiting-decision']);
+    expect(status.backup).toBe(done.runDate);
+    expect(status.withState).toBe(true);
+    const ids = status.conflicts.map((c) => c.id);
+    expect(ids).toEqual(
+      expect.arrayContaining(['dir:.:description', 'dir:.:sstmemory', 'xml:memory', 'xml:description']),
+    );
+    expect(status.conflicts.find((c) => c.id === 'xml:memory')).toMatchObject({
+      backup: String(32 * MiB),
+      live: String(48 * MiB),
+      linkedTo: 'dir:.:sstmemory',
+      fixedByState: true,
+    });
+    // Nothing live was touched while waiting.
+    expect(await guestReads(vm, 0, B)).toBe(true);
+
+    // Keeping the live memory is impossible from a saved state: refused, and it keeps waiting.
+    const allLive = Object.fromEntries(status.conflicts.map((c) => [c.id, 'live' as const]));
+    expect(await refusal(handle.executeUpdate(decideUpdate, { args: [allLive] }))).toMatch(/saved state/);
+    // Directory and XML sides of one fact decided differently: refused with the reason.
+    const split = {
+      ...Object.fromEntries(status.conflicts.map((c) => [c.id, 'backup' as const])),
+      'dir:.:sstmemory': 'live' as const,
+    };
+    expect(await refusal(handle.executeUpdate(decideUpdate, { args: [split] }))).toMatch(/inconsistent/);
+    expect(await refusal(handle.executeUpdate(decideUpdate, { args: [{ 'no-such-id': 'backup' }] }))).toMatch(
+      /unknown conflict ids/,
+    );
+    expect((await handle.query(restoreStatus)).stage).toBe('awaiting-decision');
+
+    const decision = Object.fromEntries(
+      status.conflicts.map((c) => [
+        c.id,
+        c.id === 'dir:.:description' || c.id === 'xml:description' ? ('live' as const) : ('backup' as const),
+      ]),
+    );
+    await handle.executeUpdate(decideUpdate, { args: [decision] });
+    // After the decision there is no way back.
+    expect(await refusal(handle.executeUpdate(abortUpdate, { args: [{}] }))).toMatch(/no way back/);
+    const result = (await handle.result()) as RestoreVmResult;
+    expect(result).toMatchObject({ outcome: 'restored', backup: done.runDate, state: 'running' });
+
+    expect(await virsh.state(vm)).toBe('running');
+    expect(await guestReads(vm, 0, A)).toBe(true);
+    expect(await guestReads(vm, 0, zerosWhereB)).toBe(true);
+    const entry = await vmEntry(vm);
+    expect(entry['sstmemory']).toEqual([String(32 * MiB)]);
+    expect(entry['description']).toEqual(['changed after the backup']);
+    const facts = xmlFacts(await virsh.dumpInactiveXml(vm));
+    expect(facts.memoryBytes).toBe(String(32 * MiB));
+    expect(facts.description).toBe('live description');
+    expect((await leaves(vm)).find((l) => l.runDate === done.runDate)).toMatchObject({
+      mode: 'finished',
+      returnValue: 0,
+    });
+    expect(await tree_of(roots.retain)).not.toContainEqual(expect.stringContaining(vm));
+  });
+
+  it('aborts before the decision and on a decision timeout: the live VM, its data B and its directory entry stay as they were', async () => {
+    const vm = 'vmbt-restore-abort';
+    await backedUpThenChanged(vm);
+    const before = { entry: await vmEntry(vm), xml: await virsh.dumpInactiveXml(vm) };
+
+    const first = await startRestore(vm);
+    await waitForStage(first, ['awaiting-decision']);
+    // A signal with a malformed decision is refused and recorded; the restore keeps waiting.
+    await first.signal(decideSignal, { bogus: 'maybe' } as never);
+    expect((await waitForStage(first, ['awaiting-decision'])).stage).toBe('awaiting-decision');
+    await expect
+      .poll(async () => (await first.query(restoreStatus)).lastRejection)
+      .toMatch(/unknown conflict ids/);
+    await first.executeUpdate(abortUpdate, { args: [{ reason: 'changed my mind' }] });
+    expect(await first.result()).toMatchObject({ outcome: 'aborted', reason: 'changed my mind' });
+
+    const second = await startRestore(vm, { decisionTimeoutSeconds: 2 });
+    expect(await second.result()).toMatchObject({ outcome: 'aborted', reason: 'no decision within 2 s' });
+
+    expect(await virsh.state(vm)).toBe('running');
+    expect(await guestReads(vm, 0, B)).toBe(true);
+    expect(await vmEntry(vm)).toEqual(before.entry);
+    expect(await virsh.dumpInactiveXml(vm)).toBe(before.xml);
+    expect(await tree_of(roots.retain)).not.toContainEqual(expect.stringContaining(vm));
+    expect((await leaves(vm)).at(-1)).toMatchObject({ mode: 'finished', state: '0' });
+  });
+
+  it('refuses a corrupted backup image before anything live is touched', async () => {
+    const vm = 'vmbt-restore-corrupt';
+    const done = await backedUpThenChanged(vm);
+    const image = (await fs.readdir(done.backupDir)).find((f) => f.includes('-disk0.qcow2.'))!;
+    // Break the qcow2 header's L1 table offset.
+    const handle = await fs.open(path.join(done.backupDir, image), 'r+');
+    await handle.write(Buffer.alloc(8, 0xff), 0, 8, 40);
+    await handle.close();
+    const before = await vmEntry(vm);
+
+    const restore = await startRestore(vm);
+    const status = await waitForStage(restore, ['awaiting-decision']);
+    await restore.executeUpdate(decideUpdate, {
+      args: [Object.fromEntries(status.conflicts.map((c) => [c.id, 'backup' as const]))],
+    });
+    const failure = await restore.result().then(
+      () => undefined,
+      (err: { cause?: { message: string; details?: Array<{ code: number }> } }) => err.cause,
+    );
+    expect(failure?.details?.[0]?.code).toBe(ErrorCode.corruptImage);
+    expect(failure?.message).toMatch(/corrupt/);
+    expect(await virsh.state(vm)).toBe('running');
+    expect(await guestReads(vm, 0, B)).toBe(true);
+    expect(await vmEntry(vm)).toEqual(before);
+  });
+
+  it('restores a VM that was shut down at backup time, and one that libvirt no longer knows', async () => {
+    const vm = 'vmbt-restore-off';
+    const done = await backedUpThenChanged(vm, { off: true });
+    await virsh.destroy(vm);
+    await virsh.undefine(vm);
+    const handle = await startRestore(vm);
+    const status = await waitForStage(handle, ['awaiting-decision']);
+    expect(status.withState).toBe(false);
+    await handle.executeUpdate(decideUpdate, {
+      args: [Object.fromEntries(status.conflicts.map((c) => [c.id, 'backup' as const]))],
+    });
+    expect(await handle.result()).toMatchObject({
+      outcome: 'restored',
+      backup: done.runDate,
+      state: 'shut off',
+    });
+    // Defined again from the backed-up XML and left off (ForceStart is FALSE); started, the guest sees A only.
+    await virsh.start(vm);
+    expect(await guestReads(vm, 0, A)).toBe(true);
+    expect(await guestReads(vm, 0, zerosWhereB)).toBe(true);
+    expect((await vmEntry(vm))['sstmemory']).toEqual([String(32 * MiB)]);
+  });
+});
