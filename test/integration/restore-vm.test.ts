@@ -1,6 +1,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initializeLeaf, updateLeaf } from '../../src/directory/run-leaf';
+import { repoRoot } from '../support/dev-env';
 import { withDirectory } from '../../src/directory/connection';
 import { xmlFacts } from '../../src/domain/conflicts';
 import { ErrorCode } from '../../src/domain/errors';
@@ -11,12 +15,14 @@ import {
   backup,
   createVm,
   directory,
+  node,
   guestReads,
   guestWrite,
   leaves,
   MiB,
   removeVm,
   roots,
+  startBackup,
   tree,
   tree_of,
   virsh,
@@ -73,6 +79,31 @@ describe('restoreVm', () => {
   it('restores a VM from its saved state with a mixed decision: the guest sees A and not B, directory and XML follow the decision', async () => {
     const vm = 'vmbt-restore-mixed';
     const done = await backedUpThenChanged(vm);
+    // A disk added to the live configuration since the backup, in libvirt and in the directory.
+    const added = path.join(node.imagesRoot, 'vm-persistent', 'sandbox-pool', `${vm}-disk1.qcow2`);
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', added, '16M']);
+    await run('virsh', [
+      '-c',
+      process.env['LIBVIRT_URI']!,
+      'attach-disk',
+      vm,
+      added,
+      'vdb',
+      '--subdriver',
+      'qcow2',
+      '--config',
+    ]);
+    const addedDn = `sstDisk=vdb,${tree.devices(vm)}`;
+    await withDirectory(directory, (dir) =>
+      dir.add(addedDn, {
+        objectClass: ['top', 'sstVirtualizationVirtualMachineDisk'],
+        sstDisk: 'vdb',
+        sstDevice: 'disk',
+        sstSourceFile: added,
+        sstTargetBus: 'virtio',
+        sstType: 'file',
+      }),
+    );
     const handle = await startRestore(vm);
     const status = await waitForStage(handle, ['awaiting-decision']);
     expect(status.backup).toBe(done.runDate);
@@ -81,6 +112,16 @@ describe('restoreVm', () => {
     expect(ids).toEqual(
       expect.arrayContaining(['dir:.:description', 'dir:.:sstmemory', 'xml:memory', 'xml:description']),
     );
+    expect(status.conflicts.find((c) => c.id === 'xml:disk[vdb]')).toMatchObject({
+      backup: null,
+      live: added,
+      fixedByState: true,
+    });
+    expect(status.conflicts.find((c) => c.id === 'dir:sstdisk=vdb,ou=devices:sstsourcefile')).toMatchObject({
+      backup: null,
+      live: added,
+      entryOnlyIn: 'live',
+    });
     expect(status.conflicts.find((c) => c.id === 'xml:memory')).toMatchObject({
       backup: String(32 * MiB),
       live: String(48 * MiB),
@@ -92,7 +133,9 @@ describe('restoreVm', () => {
 
     // Keeping the live memory is impossible from a saved state: refused, and it keeps waiting.
     const allLive = Object.fromEntries(status.conflicts.map((c) => [c.id, 'live' as const]));
-    expect(await refusal(handle.executeUpdate(decideUpdate, { args: [allLive] }))).toMatch(/saved state/);
+    expect(await refusal(handle.executeUpdate(decideUpdate, { args: [allLive] }))).toMatch(
+      /saved state|cannot add or remove a device/,
+    );
     // Directory and XML sides of one fact decided differently: refused with the reason.
     const split = {
       ...Object.fromEntries(status.conflicts.map((c) => [c.id, 'backup' as const])),
@@ -125,6 +168,10 @@ describe('restoreVm', () => {
     const facts = xmlFacts(await virsh.dumpInactiveXml(vm));
     expect(facts.memoryBytes).toBe(String(32 * MiB));
     expect(facts.description).toBe('live description');
+    // The disk added live is gone from the configuration (as in the backup); its file is left alone.
+    expect([...facts.disks.keys()]).toEqual(['vda']);
+    expect(await withDirectory(directory, (dir) => dir.read(addedDn))).toBeUndefined();
+    expect((await fs.stat(added)).isFile()).toBe(true);
     expect((await leaves(vm)).find((l) => l.runDate === done.runDate)).toMatchObject({
       mode: 'finished',
       returnValue: 0,
@@ -206,5 +253,62 @@ describe('restoreVm', () => {
     expect(await guestReads(vm, 0, A)).toBe(true);
     expect(await guestReads(vm, 0, zerosWhereB)).toBe(true);
     expect((await vmEntry(vm))['sstmemory']).toEqual([String(32 * MiB)]);
+  });
+});
+
+describe('restoreVm refusals and the command line', () => {
+  it('a backup that does not exist, an incomplete one, and a restore while a backup of the VM runs', async () => {
+    const vm = 'vmbt-restore-refuse';
+    names.push(vm);
+    await createVm({ name: vm, node: NODE, disks: 1 });
+    const missing = await startRestore(vm, { backup: '20200101T000000Z' });
+    const noBackup = await missing.result().then(
+      () => undefined,
+      (err: { cause?: Error }) => err.cause?.message,
+    );
+    expect(noBackup).toMatch(/has no backup 20200101T000000Z/);
+
+    // An incomplete backup: its leaf stops at snapshotting with an error code.
+    await withDirectory(directory, async (dir) => {
+      await initializeLeaf(dir, tree, vm, '20200102T000000Z', new Date());
+      await updateLeaf(
+        dir,
+        tree,
+        vm,
+        '20200102T000000Z',
+        { mode: 'snapshotting', state: '0', returnValue: 5 },
+        new Date(),
+      );
+    });
+    const incomplete = await (await startRestore(vm, { backup: '20200102T000000Z' })).result().then(
+      () => undefined,
+      (err: { cause?: Error }) => err.cause?.message,
+    );
+    expect(incomplete).toMatch(/is incomplete/);
+
+    const running = await startBackup(vm);
+    await expect(startRestore(vm)).rejects.toBeInstanceOf(WorkflowExecutionAlreadyStartedError);
+    await running.result();
+    expect(await virsh.state(vm)).toBe('running');
+  });
+
+  it('works from the command line: start prints the conflicts, status, a refused decide, abort', async () => {
+    const vm = 'vmbt-restore-cli';
+    await backedUpThenChanged(vm);
+    const cli = (...args: string[]) =>
+      execa(process.execPath, [`${repoRoot}bin/vmbackup.mjs`, ...args], { reject: false });
+    const started = await cli('restore', vm, '--decision-timeout', '300');
+    expect(started.exitCode).toBe(0);
+    expect(started.stdout).toMatch(/awaiting-decision/);
+    expect(started.stdout).toMatch(/xml:memory\s+33554432\s+50331648/);
+    const status = await cli('restore', 'status', vm);
+    expect(status.stdout).toMatch(/dir:\.:description/);
+    const refused = await cli('restore', 'decide', vm, '--all-live');
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stdout).toMatch(/decision refused: .*saved state/);
+    const aborted = await cli('restore', 'abort', vm, '--reason', 'operator test');
+    expect(aborted.exitCode).toBe(0);
+    expect(aborted.stdout).toContain(`${vm}: restore aborted: operator test`);
+    expect(await guestReads(vm, 0, B)).toBe(true);
   });
 });
