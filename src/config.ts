@@ -110,3 +110,28 @@ export function timingFromEnv(env: Env = process.env): Timing {
     heartbeatSeconds: seconds(env, 'VMBACKUP_HEARTBEAT_SECONDS', 20),
   };
 }
+
+/** IANA time zone the plans' cron fields are written in (local time on the nodes). */
+export function scheduleTimezone(env: Env = process.env): string {
+  const tz = env['VMBACKUP_TIMEZONE']?.trim() || 'UTC';
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+  } catch {
+    throw new ConfigError(
+      `VMBACKUP_TIMEZONE must be an IANA time zone such as Europe/Zurich, got ${JSON.stringify(tz)}`,
+    );
+  }
+  return tz;
+}
+
+/** Minutes between the control worker's schedule syncs; 0 turns them off. */
+export function scheduleSyncMinutes(env: Env = process.env): number {
+  const v = env['VMBACKUP_SCHEDULE_SYNC_MINUTES'];
+  if (v === undefined || v === '') return 10;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0)
+    throw new ConfigError(
+      `VMBACKUP_SCHEDULE_SYNC_MINUTES must be a number of minutes, got ${JSON.stringify(v)}`,
+    );
+  return n;
+}

@@ -6,7 +6,8 @@ let control: WorkerProcess | undefined;
 /** One control worker for the whole run; node workers are started by each test file. */
 export async function setup(): Promise<void> {
   loadDevEnv();
-  control = await WorkerProcess.start(['control']);
+  // Schedule syncs are tested explicitly; a background sync would race with those tests.
+  control = await WorkerProcess.start(['control'], { VMBACKUP_SCHEDULE_SYNC_MINUTES: '0' });
 }
 
 export async function teardown(): Promise<void> {

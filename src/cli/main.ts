@@ -4,6 +4,7 @@ import { BackupError } from '../domain/errors';
 import { createControlWorker } from '../workers/control';
 import { createNodeWorker } from '../workers/node';
 import { runBackup } from './backup';
+import { runScheduleSync, startPeriodicSync } from './schedules';
 import { abortRestore, decideRestore, showRestore, startRestore } from './restore';
 import { connectClient } from './client';
 
@@ -16,6 +17,7 @@ Usage:
   vmbackup backup <vm...> [--wait]     back up one or several VMs
   vmbackup restore <vm> [--backup D]   start a restore and show its conflicts
   vmbackup restore decide|abort|status <vm>
+  vmbackup schedules sync [--dry-run]  make Temporal schedules match the backup plans
 
 Configuration comes from the environment (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, LDAP_URL,
 LDAP_BIND_DN, LDAP_BIND_PASSWORD, LDAP_BASE_DN, LIBVIRT_URI, VMBACKUP_IMAGES_ROOT,
@@ -33,6 +35,12 @@ Backs up the named VMs. With several VMs, all snapshots run first, together, the
 merges and retains. Prints the workflow ID and its Temporal UI address.
   --wait       wait for the end and print each VM's outcome; exit 1 if any failed
   --run-date   the planned time (UTC) naming the run; default now`,
+  schedules: `Usage: vmbackup schedules sync [--dry-run]
+
+Reads every backup plan with cron fields (global, pool, VM) from the directory and
+creates, updates, pauses or deletes the Temporal schedules vmbackup-plan-* to match.
+Cron fields are local time in VMBACKUP_TIMEZONE (IANA, default UTC). Prints what it
+changed, or "no changes". --dry-run only prints what it would change.`,
   restore: `Usage:
   vmbackup restore <vm> [--backup YYYYMMDDThhmmssZ] [--decision-timeout <seconds>]
       Starts the restore of <vm> from that backup (default: the latest finished one),
@@ -65,7 +73,12 @@ async function main(argv: string[]): Promise<number> {
     if (kind === 'control') {
       const worker = await createControlWorker();
       out('control worker running on queue vmbackup-control');
-      await worker.run();
+      const stopSync = await startPeriodicSync(out);
+      try {
+        await worker.run();
+      } finally {
+        stopSync();
+      }
       return 0;
     }
     if (kind === 'node') {
@@ -103,6 +116,19 @@ async function main(argv: string[]): Promise<number> {
     } finally {
       await client.connection.close();
     }
+  }
+  if (command === 'schedules') {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: { 'dry-run': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+    });
+    if (values.help) return (out(HELP['schedules']!), 0);
+    if (positionals[0] !== 'sync') {
+      console.error(HELP['schedules']);
+      return 2;
+    }
+    return runScheduleSync(!!values['dry-run'], out);
   }
   if (command === 'restore') {
     const { values, positionals } = parseArgs({

@@ -17,8 +17,11 @@ export interface SandboxVmSpec {
   disks?: number | undefined;
   running?: boolean | undefined;
   memoryMiB?: number | undefined;
-  /** Backup plan values on `ou=backup,<vm>`; `undefined` values are left out. */
-  plan?: Record<string, string | undefined> | undefined;
+  /**
+   * Values of `ou=backup,<vm>`; `undefined` values are left out. `null`: no entry, the
+   * VM follows its pool's or the global plan. The cron class is added when cron fields are given.
+   */
+  plan?: Record<string, string | undefined> | null | undefined;
   retainRoot: string;
   backupRoot: string;
   ramDisk?: string | undefined;
@@ -125,11 +128,13 @@ async function addVmEntries(
       sstVolumeCapacity: String(SANDBOX_DISK_SIZE),
     });
   }
+  if (spec.plan === null) return;
   const plan = Object.fromEntries(
     Object.entries(spec.plan ?? defaultPlan(spec)).filter(([, v]) => v !== undefined),
   ) as Record<string, string>;
+  const cron = 'sstCronMinute' in plan ? ['sstCronObjectClass'] : [];
   await dir.add(tree.vmBackup(spec.name), {
-    objectClass: ['top', 'organizationalUnit', 'sstVirtualizationBackupObjectClass', 'sstCronObjectClass'],
+    objectClass: ['top', 'organizationalUnit', 'sstVirtualizationBackupObjectClass', ...cron],
     ou: 'backup',
     ...plan,
   });

@@ -3,31 +3,7 @@ import type { StoneyTree } from './dn';
 import { readLeaves } from './run-leaf';
 import { BackupError, ErrorCode } from '../domain/errors';
 import type { ResolvedEntry } from '../domain/resolve';
-
-const RESTORE_MODES = new Set(
-  [
-    'unretainSmallFiles',
-    'unretainingSmallFiles',
-    'unretainedSmallFiles',
-    'unretainLargeFiles',
-    'unretainingLargeFiles',
-    'unretainedLargeFiles',
-    'restore',
-    'restoring',
-    'restored',
-  ].map((m) => m.toLowerCase()),
-);
-
-/**
- * A backup is complete when its leaf ended `finished` with return value 0. Restores write
- * their protocol onto the same leaf (and a cancelled one ends `finished` with state 0), so
- * a leaf in a restore mode also belongs to a complete backup.
- */
-export function isCompleteBackup(leaf: { mode: string; returnValue: number | undefined }): boolean {
-  return (
-    (leaf.mode === 'finished' && (leaf.returnValue ?? 0) === 0) || RESTORE_MODES.has(leaf.mode.toLowerCase())
-  );
-}
+import { isCompleteRun } from '../domain/runs';
 
 /** The backup to restore: the named one, or the latest that finished cleanly. */
 export async function chooseBackup(
@@ -40,7 +16,7 @@ export async function chooseBackup(
   if (wanted !== undefined) {
     const run = runs.find((r) => r.runDate === wanted);
     if (!run) throw new BackupError(ErrorCode.missingFiles, `VM ${vm} has no backup ${wanted}`);
-    if (!isCompleteBackup(run)) {
+    if (!isCompleteRun(run)) {
       throw new BackupError(
         ErrorCode.wrongStateInformation,
         `backup ${wanted} of ${vm} is incomplete (mode ${run.mode}, return value ${run.returnValue})`,
@@ -48,7 +24,7 @@ export async function chooseBackup(
     }
     return wanted;
   }
-  const good = runs.filter(isCompleteBackup);
+  const good = runs.filter(isCompleteRun);
   const latest = good.at(-1);
   if (!latest) throw new BackupError(ErrorCode.missingFiles, `VM ${vm} has no finished backup`);
   return latest.runDate;

@@ -3,6 +3,7 @@ import {
   setHandler,
   getExternalWorkflowHandle,
   upsertSearchAttributes,
+  patched,
 } from '@temporalio/workflow';
 import type { SnapshotInput, SnapshotResult, VmRunInput } from '../activities/node/types';
 import type { Timing } from '../config';
@@ -16,6 +17,8 @@ import {
   runningUpdate,
   type BackupStep,
 } from '../domain/protocol';
+import { expiredBackups } from '../domain/retention';
+import { isCompleteRun } from '../domain/runs';
 import { directory, nodeActivities } from './activities';
 import { backupFailure, summarizeFailure } from './failures';
 import { backupProgress, proceedToMerge, snapshotReported, type BackupProgress } from './messages';
@@ -31,6 +34,8 @@ export interface BackupVmInput {
 }
 
 export interface BackupVmResult {
+  /** What retention deleted after this backup (absent in runs from before retention existed). */
+  retention?: RetentionOutcome | undefined;
   vm: string;
   node: string;
   runDate: string;
@@ -152,6 +157,8 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
   }
   await directory.updateRun(vm, runDate, { mode: 'finished', state: 'now', returnValue: 0 });
   progress.stage = 'finished';
+  // Added after the first release: runs recorded before it replay without it.
+  const retention = patched('retention-after-backup') ? await applyRetention(vm, run, work) : undefined;
   return {
     vm,
     node: target.vm.node,
@@ -161,5 +168,42 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
     wasRunning: snap.wasRunning,
     backupDir: retained.backupDir,
     files: retained.files,
+    retention,
   };
+}
+
+export interface RetentionOutcome {
+  deleted: string[];
+  error?: string | undefined;
+}
+
+/**
+ * Keeps the plan's number of complete backups, following the delete protocol on each
+ * leaf (`delete` → `deleting` → `deleted`, then the leaf goes). A failure here does not
+ * fail the backup that just finished: it is reported and the next run tries again.
+ */
+async function applyRetention(
+  vm: string,
+  run: VmRunInput,
+  work: ReturnType<typeof nodeActivities>['work'],
+): Promise<RetentionOutcome> {
+  const deleted: string[] = [];
+  try {
+    const runs = await directory.listRuns(vm);
+    const expired = expiredBackups(
+      runs.map((r) => ({ runDate: r.runDate, complete: isCompleteRun(r) })),
+      run.plan.iterations,
+    );
+    for (const date of expired) {
+      await directory.updateRun(vm, date, { mode: 'delete', state: '0' });
+      await directory.updateRun(vm, date, { mode: 'deleting', state: '0' });
+      await work.deleteBackup({ ...run, runDate: date });
+      await directory.updateRun(vm, date, { mode: 'deleted', state: 'now', returnValue: 0 });
+      await directory.removeRun(vm, date);
+      deleted.push(date);
+    }
+    return { deleted };
+  } catch (err) {
+    return { deleted, error: summarizeFailure(err).message };
+  }
 }

@@ -1,3 +1,4 @@
 export { backupVm } from './backup-vm';
 export { backupVms } from './backup-vms';
 export { restoreVm } from './restore-vm';
+export { nightlyBackup } from './nightly-backup';

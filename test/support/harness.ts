@@ -70,10 +70,10 @@ export async function createVm(
   ]) {
     await fs.rm(dir, { recursive: true, force: true });
   }
-  const plan = spec.plan ?? {
-    ...defaultPlan({ ...base, ramDisk: spec.ramDisk ?? base.ramDisk }),
-    ...spec.planOverrides,
-  };
+  const plan =
+    spec.plan !== undefined
+      ? spec.plan
+      : { ...defaultPlan({ ...base, ramDisk: spec.ramDisk ?? base.ramDisk }), ...spec.planOverrides };
   return createSandboxVm({ ...base, ...spec, plan }, deps);
 }
 

@@ -8,6 +8,9 @@ import type { BackupPlan } from '../../domain/plan';
 import type { LeafUpdate } from '../../domain/protocol';
 import type { VmRecord } from '../../domain/vm';
 import { asFailure } from '../failure';
+import { nightlyCandidates, readPlanSchedules, removeLeaf } from '../../directory/plans';
+import { selectForNightly, type NightlySelection } from '../../domain/nightly';
+import type { PlanRef, PlanSchedule } from '../../domain/schedules';
 import { parseLdif } from '../../directory/ldif-parse';
 import { chooseBackup, writeVmEntries } from '../../directory/restore-directory';
 import {
@@ -126,6 +129,21 @@ export function createDirectoryActivities(config: DirectoryConfig) {
     writeVmEntries: asFailure(async (vm: string, entries: ResolvedEntry[]): Promise<void> => {
       assertVmName(vm);
       await directory((dir) => writeVmEntries(dir, tree, vm, entries));
+    }),
+    listPlanSchedules: asFailure(async (): Promise<PlanSchedule[]> =>
+      directory((dir) => readPlanSchedules(dir, tree)),
+    ),
+    /** The VMs a plan's nightly run backs up, per node, and those it skips with the reason. */
+    selectNightly: asFailure(async (plan: PlanRef): Promise<NightlySelection> => {
+      if (plan.name !== undefined) assertVmName(plan.name);
+      return directory(async (dir) =>
+        selectForNightly(await nightlyCandidates(dir, tree, plan), (vm) => tree.vm(vm)),
+      );
+    }),
+    removeRun: asFailure(async (vm: string, runDate: string): Promise<void> => {
+      assertVmName(vm);
+      assertRunDate(runDate);
+      await directory((dir) => removeLeaf(dir, tree, vm, runDate));
     }),
     listRuns: asFailure(async (vm: string): Promise<LeafState[]> => {
       assertVmName(vm);

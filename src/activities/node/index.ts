@@ -2,6 +2,7 @@ import type { NodeConfig } from '../../config';
 import { asFailure } from '../failure';
 import { nodeDeps } from './context';
 import { heartbeating, oneAtATime } from './guard';
+import { deleteBackup } from './delete-backup';
 import { merge } from './merge';
 import { retain } from './retain';
 import { inspectForSnapshot, rollbackSnapshot, snapshot } from './snapshot';
@@ -31,6 +32,7 @@ export function createNodeActivities(config: NodeConfig) {
     unretainLargeFiles: asFailure(guarded(unretainLargeFiles)),
     restoreMachine: asFailure(guarded((d, input: RestoreMachineInput) => restoreMachine(d, input))),
     cleanRestore: asFailure(guarded(cleanRestore)),
+    deleteBackup: asFailure(guarded(deleteBackup)),
   };
 }
 

@@ -1,0 +1,41 @@
+/** What a nightly run does with each VM its plan covers. */
+export interface NightlyCandidate {
+  vm: string;
+  node: string;
+  excluded: boolean;
+  /** The newest run leaf, if any. */
+  lastRun?: { runDate: string; mode: string; returnValue: number | undefined; complete: boolean } | undefined;
+  /** Set when the VM's directory data could not be read or is invalid. */
+  problem?: string | undefined;
+}
+
+export interface NightlySelection {
+  byNode: Record<string, string[]>;
+  skipped: Array<{ vm: string; reason: string }>;
+}
+
+/**
+ * Drops excluded VMs, and VMs whose last backup did not finish cleanly: their retain area
+ * may still hold files of that run, so an operator has to look before the next one.
+ */
+export function selectForNightly(
+  candidates: readonly NightlyCandidate[],
+  vmDnOf: (vm: string) => string,
+): NightlySelection {
+  const byNode: Record<string, string[]> = {};
+  const skipped: NightlySelection['skipped'] = [];
+  for (const c of [...candidates].sort((a, b) => a.vm.localeCompare(b.vm))) {
+    if (c.problem) skipped.push({ vm: c.vm, reason: c.problem });
+    else if (c.excluded)
+      skipped.push({ vm: c.vm, reason: 'excluded from backup (sstBackupExcludeFromBackup: TRUE)' });
+    else if (c.lastRun && !c.lastRun.complete) {
+      skipped.push({
+        vm: c.vm,
+        reason:
+          `last backup ${c.lastRun.runDate} did not finish cleanly (mode ${c.lastRun.mode}, return value ${c.lastRun.returnValue ?? '-'}): ` +
+          `check the VM and its retain directory, then delete the leaf ou=${c.lastRun.runDate},ou=backup,${vmDnOf(c.vm)} to include it again`,
+      });
+    } else (byNode[c.node] ??= []).push(c.vm);
+  }
+  return { byNode, skipped };
+}

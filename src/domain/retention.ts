@@ -1,0 +1,21 @@
+/**
+ * Which backups of a VM retention deletes: keep the newest `iterations` complete backups;
+ * older complete ones go. Incomplete runs are never touched (they need an operator), and
+ * nothing is deleted unless the newest run is complete, so a failed night deletes nothing
+ * and the last good backup always stays.
+ */
+export interface RunSummary {
+  runDate: string;
+  complete: boolean;
+}
+
+export function expiredBackups(runs: readonly RunSummary[], iterations: number): string[] {
+  const sorted = [...runs].sort((a, b) => b.runDate.localeCompare(a.runDate));
+  if (!sorted[0]?.complete) return [];
+  const keep = Math.max(1, Math.floor(iterations));
+  return sorted
+    .filter((r) => r.complete)
+    .slice(keep)
+    .map((r) => r.runDate)
+    .sort();
+}

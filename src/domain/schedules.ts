@@ -1,0 +1,98 @@
+import { cronExpression, type CronFields } from './cron';
+import type { PlanLevel } from './plan';
+
+/** A plan that carries cron fields (sstCronObjectClass): it gets one Temporal schedule. */
+export interface PlanSchedule {
+  level: PlanLevel;
+  /** Pool or VM name; undefined for the global plan. */
+  name?: string | undefined;
+  dn: string;
+  cron: CronFields;
+  active: boolean;
+}
+
+export interface PlanRef {
+  level: PlanLevel;
+  name?: string | undefined;
+}
+
+export interface DesiredSchedule {
+  id: string;
+  plan: PlanRef;
+  planDn: string;
+  cron: string;
+  timezone: string;
+  paused: boolean;
+}
+
+/** `vmbackup-plan-global`, `vmbackup-plan-pool-<pool>`, `vmbackup-plan-vm-<vm>`: an operator sees what each is. */
+export function scheduleId(plan: PlanRef): string {
+  return plan.level === 'global' ? 'vmbackup-plan-global' : `vmbackup-plan-${plan.level}-${plan.name}`;
+}
+
+export const SCHEDULE_PREFIX = 'vmbackup-plan-';
+
+export function desiredSchedules(plans: readonly PlanSchedule[], timezone: string): DesiredSchedule[] {
+  return plans
+    .map((p) => ({
+      id: scheduleId(p),
+      plan: p.level === 'global' ? { level: p.level } : { level: p.level, name: p.name },
+      planDn: p.dn,
+      cron: cronExpression(p.cron),
+      timezone,
+      paused: !p.active,
+    }))
+    .sort((a, b) => a.id.localeCompare(b.id));
+}
+
+export interface ExistingSchedule {
+  id: string;
+  cron: string | undefined;
+  timezone: string | undefined;
+  paused: boolean;
+}
+
+export interface ScheduleChanges {
+  create: DesiredSchedule[];
+  update: DesiredSchedule[];
+  pause: DesiredSchedule[];
+  unpause: DesiredSchedule[];
+  delete: string[];
+}
+
+/** What to change so that the schedules match the plans; empty lists when they already do. */
+export function diffSchedules(
+  desired: readonly DesiredSchedule[],
+  existing: readonly ExistingSchedule[],
+): ScheduleChanges {
+  const have = new Map(existing.map((e) => [e.id, e]));
+  const changes: ScheduleChanges = { create: [], update: [], pause: [], unpause: [], delete: [] };
+  for (const d of desired) {
+    const e = have.get(d.id);
+    if (!e) {
+      changes.create.push(d);
+      continue;
+    }
+    if (e.cron !== d.cron || e.timezone !== d.timezone) changes.update.push(d);
+    if (e.paused !== d.paused) (d.paused ? changes.pause : changes.unpause).push(d);
+  }
+  const wanted = new Set(desired.map((d) => d.id));
+  changes.delete = existing
+    .filter((e) => e.id.startsWith(SCHEDULE_PREFIX) && !wanted.has(e.id))
+    .map((e) => e.id)
+    .sort();
+  return changes;
+}
+
+export function describeChanges(c: ScheduleChanges): string[] {
+  const lines = [
+    ...c.create.map(
+      (d) => `created ${d.id}: '${d.cron}' ${d.timezone}${d.paused ? ' (paused)' : ''} for ${d.planDn}`,
+    ),
+    ...c.update.map((d) => `updated ${d.id}: '${d.cron}' ${d.timezone}`),
+    ...c.pause.map((d) => `paused ${d.id} (sstCronActive: FALSE)`),
+    ...c.unpause.map((d) => `unpaused ${d.id} (sstCronActive: TRUE)`),
+    ...c.delete.map((id) => `deleted ${id} (its plan is gone)`),
+  ];
+  return lines.length ? lines : ['no changes'];
+}

@@ -1,0 +1,109 @@
+import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import { CONTROL_TASK_QUEUE, type Timing } from '../config';
+import { withDirectory } from '../directory/connection';
+import { StoneyTree } from '../directory/dn';
+import { readPlanSchedules } from '../directory/plans';
+import type { DirectoryConfig } from '../config';
+import {
+  describeChanges,
+  desiredSchedules,
+  diffSchedules,
+  SCHEDULE_PREFIX,
+  type DesiredSchedule,
+  type ExistingSchedule,
+} from '../domain/schedules';
+
+export interface SyncOptions {
+  timezone: string;
+  timing: Timing;
+  dryRun: boolean;
+}
+
+/** What a schedule was made from, kept in its memo: describe() returns the spec in another form. */
+interface ScheduleMemo {
+  vmbackupCron?: string;
+  vmbackupTimezone?: string;
+  planDn?: string;
+}
+
+async function existingSchedule(client: Client, id: string): Promise<ExistingSchedule | undefined> {
+  try {
+    const d = await client.schedule.getHandle(id).describe();
+    const memo = (d.memo ?? {}) as ScheduleMemo;
+    return { id, cron: memo.vmbackupCron, timezone: memo.vmbackupTimezone, paused: d.state.paused };
+  } catch (err) {
+    if (err instanceof ScheduleNotFoundError) return undefined;
+    throw err;
+  }
+}
+
+async function create(client: Client, d: DesiredSchedule, timing: Timing): Promise<void> {
+  await client.schedule.create({
+    scheduleId: d.id,
+    spec: { cronExpressions: [d.cron], timezone: d.timezone },
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'nightlyBackup',
+      taskQueue: CONTROL_TASK_QUEUE,
+      workflowId: `nightly/${d.id}`,
+      args: [{ plan: d.plan, timing }],
+    },
+    // A night missed while the server was down runs once when it is back (within a day);
+    // a run still going when the next is due is not doubled.
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
+    state: { paused: d.paused, note: d.paused ? 'sstCronActive is FALSE' : `backup plan ${d.planDn}` },
+    memo: { vmbackupCron: d.cron, vmbackupTimezone: d.timezone, planDn: d.planDn } satisfies ScheduleMemo,
+  });
+}
+
+/**
+ * Makes the Temporal schedules match the backup plans in the directory: creates, updates
+ * (re-creates), pauses, unpauses and deletes. Returns what it did, or `no changes`.
+ */
+export async function syncSchedules(
+  client: Client,
+  directory: DirectoryConfig,
+  options: SyncOptions,
+): Promise<string[]> {
+  const plans = await withDirectory(directory, (dir) =>
+    readPlanSchedules(dir, new StoneyTree(directory.baseDn)),
+  );
+  const desired = desiredSchedules(plans, options.timezone);
+  const existing: ExistingSchedule[] = [];
+  for (const d of desired) {
+    const e = await existingSchedule(client, d.id);
+    if (e) existing.push(e);
+  }
+  // Schedules whose plan is gone; the listing is eventually consistent, so a deletion may
+  // show up one sync later.
+  for await (const s of client.schedule.list()) {
+    if (s.scheduleId.startsWith(SCHEDULE_PREFIX) && !desired.some((d) => d.id === s.scheduleId)) {
+      existing.push({ id: s.scheduleId, cron: undefined, timezone: undefined, paused: false });
+    }
+  }
+  const changes = diffSchedules(desired, existing);
+  if (!options.dryRun) {
+    for (const d of changes.create) await create(client, d, options.timing);
+    for (const d of changes.update) {
+      await client.schedule.getHandle(d.id).delete();
+      await create(client, d, options.timing);
+    }
+    for (const d of changes.pause) {
+      if (!changes.update.includes(d)) await client.schedule.getHandle(d.id).pause('sstCronActive is FALSE');
+    }
+    for (const d of changes.unpause) {
+      if (!changes.update.includes(d)) await client.schedule.getHandle(d.id).unpause('sstCronActive is TRUE');
+    }
+    for (const id of changes.delete) {
+      await client.schedule
+        .getHandle(id)
+        .delete()
+        .catch((err: unknown) => {
+          if (!(err instanceof ScheduleNotFoundError)) throw err;
+        });
+    }
+  }
+  return describeChanges(changes).map((line) =>
+    options.dryRun && line !== 'no changes' ? `would have ${line}` : line,
+  );
+}

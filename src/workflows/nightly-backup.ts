@@ -1,0 +1,93 @@
+import { executeChild, log, ParentClosePolicy, workflowInfo } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { Timing } from '../config';
+import { formatRunDate } from '../domain/names';
+import { scheduleId, type PlanRef } from '../domain/schedules';
+import { directory } from './activities';
+import { backupVms } from './backup-vms';
+import { summarizeFailure } from './failures';
+import { NodeKey, VmNameKey } from './search-attributes';
+
+export interface NightlyBackupInput {
+  plan: PlanRef;
+  timing: Timing;
+  /** Defaults to the time the schedule planned this run for. */
+  runDate?: string | undefined;
+}
+
+export interface NightlyBackupResult {
+  plan: PlanRef;
+  runDate: string;
+  backedUp: Array<{ vm: string; node: string; downtimeMs: number; deletedByRetention: string[] }>;
+  skipped: Array<{ vm: string; reason: string }>;
+  failed: Array<{ vm: string; node: string; reason: string; errorCode?: number | undefined }>;
+}
+
+const ScheduledStart = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
+
+/**
+ * A plan's nightly run, started by its Temporal schedule: finds the VMs the plan covers,
+ * skips excluded ones and those whose last backup needs an operator, then backs up each
+ * node's VMs together (all snapshots of a node first) and reports every VM's outcome.
+ */
+export async function nightlyBackup(input: NightlyBackupInput): Promise<NightlyBackupResult> {
+  const planned = workflowInfo().typedSearchAttributes.get(ScheduledStart);
+  const runDate = input.runDate ?? formatRunDate(planned ?? new Date());
+  const selection = await directory.selectNightly(input.plan);
+  const result: NightlyBackupResult = {
+    plan: input.plan,
+    runDate,
+    backedUp: [],
+    skipped: selection.skipped,
+    failed: [],
+  };
+  const nodes = Object.keys(selection.byNode).sort();
+  const runs = await Promise.allSettled(
+    nodes.map((node) => {
+      const vms = selection.byNode[node]!;
+      return executeChild(backupVms, {
+        workflowId: `nightly/${scheduleId(input.plan)}/${runDate}/${node}`,
+        args: [{ vms, runDate, timing: input.timing }],
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        typedSearchAttributes: [
+          { key: VmNameKey, value: vms },
+          { key: NodeKey, value: [node] },
+        ],
+      });
+    }),
+  );
+  runs.forEach((run, i) => {
+    const node = nodes[i]!;
+    if (run.status === 'rejected') {
+      const f = summarizeFailure(run.reason);
+      for (const vm of selection.byNode[node]!)
+        result.failed.push({ vm, node, reason: f.message, errorCode: f.code });
+      return;
+    }
+    for (const r of run.value.results) {
+      if (r.outcome === 'backed-up') {
+        result.backedUp.push({
+          vm: r.vm,
+          node,
+          downtimeMs: r.downtimeMs,
+          deletedByRetention: r.retention?.deleted ?? [],
+        });
+      } else {
+        result.failed.push({
+          vm: r.vm,
+          node,
+          reason: r.message,
+          errorCode: r.outcome === 'failed' ? r.errorCode : undefined,
+        });
+      }
+    }
+  });
+  log.info('nightly backup finished', {
+    plan: scheduleId(input.plan),
+    runDate,
+    backedUp: result.backedUp.map((b) => `${b.vm} (downtime ${b.downtimeMs} ms)`),
+    skipped: result.skipped.map((s) => `${s.vm}: ${s.reason}`),
+    failed: result.failed.map((f) => `${f.vm}: ${f.reason}`),
+  });
+  return result;
+}
