@@ -103,7 +103,15 @@ export async function syncSchedules(
         });
     }
   }
-  return describeChanges(changes).map((line) =>
-    options.dryRun && line !== 'no changes' ? `would have ${line}` : line,
-  );
+  const tense: Record<string, string> = {
+    created: 'create',
+    updated: 'update',
+    paused: 'pause',
+    unpaused: 'unpause',
+    deleted: 'delete',
+  };
+  return describeChanges(changes).map((line) => {
+    const [verb, ...rest] = line.split(' ');
+    return options.dryRun && verb && tense[verb] ? `would ${tense[verb]} ${rest.join(' ')}` : line;
+  });
 }
