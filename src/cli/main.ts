@@ -4,6 +4,7 @@ import { BackupError } from '../domain/errors';
 import { createControlWorker } from '../workers/control';
 import { createNodeWorker } from '../workers/node';
 import { runBackup } from './backup';
+import { listVmBackups } from './backups';
 import { runScheduleSync, startPeriodicSync } from './schedules';
 import { abortRestore, decideRestore, showRestore, startRestore } from './restore';
 import { connectClient } from './client';
@@ -17,6 +18,7 @@ Usage:
   vmbackup backup <vm...> [--wait]     back up one or several VMs
   vmbackup restore <vm> [--backup D]   start a restore and show its conflicts
   vmbackup restore decide|abort|status <vm>
+  vmbackup backups <vm>                list a VM's backups: date, state, size, files
   vmbackup schedules sync [--dry-run]  make Temporal schedules match the backup plans
 
 Configuration comes from the environment (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, LDAP_URL,
@@ -113,6 +115,25 @@ async function main(argv: string[]): Promise<number> {
         { vms: positionals, wait: !!values.wait, runDate: values['run-date'] },
         out,
       );
+    } finally {
+      await client.connection.close();
+    }
+  }
+  if (command === 'backups') {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: { help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+    });
+    if (values.help || positionals.length !== 1) {
+      (values.help ? out : console.error)(
+        'Usage: vmbackup backups <vm>\n\nLists the backups of <vm>: date, state of its run leaf, size on disk and the files present.',
+      );
+      return values.help ? 0 : 2;
+    }
+    const client = await connectClient(temporalConfig());
+    try {
+      return await listVmBackups(client, positionals[0]!, out);
     } finally {
       await client.connection.close();
     }

@@ -2,3 +2,4 @@ export { backupVm } from './backup-vm';
 export { backupVms } from './backup-vms';
 export { restoreVm } from './restore-vm';
 export { nightlyBackup } from './nightly-backup';
+export { listBackups } from './list-backups';

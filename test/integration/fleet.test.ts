@@ -1,7 +1,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../support/dev-env';
 import { scheduleTimezone, timingFromEnv } from '../../src/config';
 import { defaultPlan } from '../../src/dev/sandbox-vm';
 import { withDirectory } from '../../src/directory/connection';
@@ -288,5 +290,22 @@ describe('retention', () => {
     expect(after).toHaveLength(3);
     expect(after[2]).toMatchObject({ returnValue: 3, state: '0' });
     expect(await listFiles(vmDir)).toEqual(kept);
+
+    // Operators see the same from the command line.
+    const listing = await execa(process.execPath, [`${repoRoot}bin/vmbackup.mjs`, 'backups', vm], {
+      reject: false,
+    });
+    expect(listing.exitCode).toBe(0);
+    const lines = listing.stdout.split('\n');
+    for (const date of kept) {
+      expect(lines.find((l) => l.startsWith(date))).toMatch(
+        new RegExp(
+          `complete \\(finished, 0\\)\\s+[\\d.]+ MiB\\s+${vm}-disk0\\.qcow2\\.${date} ${vm}\\.ldif\\.${date}`,
+        ),
+      );
+    }
+    expect(lines.find((l) => l.startsWith(after[2]!.runDate))).toMatch(
+      /INCOMPLETE \(snapshotting, 3\)\s+0\.0 MiB\s+\(no files\)/,
+    );
   });
 });

@@ -3,6 +3,7 @@ import { asFailure } from '../failure';
 import { nodeDeps } from './context';
 import { heartbeating, oneAtATime } from './guard';
 import { deleteBackup } from './delete-backup';
+import { describeBackups } from './describe-backups';
 import { merge } from './merge';
 import { retain } from './retain';
 import { inspectForSnapshot, rollbackSnapshot, snapshot } from './snapshot';
@@ -33,6 +34,9 @@ export function createNodeActivities(config: NodeConfig) {
     restoreMachine: asFailure(guarded((d, input: RestoreMachineInput) => restoreMachine(d, input))),
     cleanRestore: asFailure(guarded(cleanRestore)),
     deleteBackup: asFailure(guarded(deleteBackup)),
+    describeBackups: asFailure(
+      guarded((d, input: VmRunInput & { runDates: string[] }) => describeBackups(d, input)),
+    ),
   };
 }
 
