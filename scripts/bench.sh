@@ -7,11 +7,6 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-bash "$VMBACKUP_REPO/scripts/dev-up.sh"
-
-set -a
-# shellcheck source=/dev/null
-. "$VMBACKUP_DEV/env"
-set +a
+dev_services_env
 
 exec npx --no-install tsx "$VMBACKUP_REPO/bench/downtime.ts"

@@ -173,3 +173,12 @@ shell_quote() {
   local s="$1"
   printf "'%s'" "${s//\'/\'\\\'\'}"
 }
+
+# Starts the embedded services (idempotently) and exports their settings from .dev/env.
+dev_services_env() {
+  bash "$VMBACKUP_REPO/scripts/dev-up.sh"
+  set -a
+  # shellcheck source=/dev/null
+  . "$VMBACKUP_DEV/env"
+  set +a
+}

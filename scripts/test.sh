@@ -6,12 +6,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-bash "$VMBACKUP_REPO/scripts/dev-up.sh"
-
-set -a
-# shellcheck source=/dev/null
-. "$VMBACKUP_DEV/env"
-set +a
+dev_services_env
 
 log "tsc --noEmit"
 npx --no-install tsc --noEmit

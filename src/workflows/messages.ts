@@ -1,4 +1,5 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { Conflict, Inconsistency } from '../domain/conflicts';
 
 /** Child → coordinator: this VM's snapshot is done (so all snapshots can finish before any merge). */
 export const snapshotReported = defineSignal<[{ vm: string }]>('snapshotReported');
@@ -29,15 +30,8 @@ export type RestoreStage =
   | 'aborted'
   | 'failed';
 
-export interface RestoreConflict {
-  id: string;
-  source: 'directory' | 'xml';
-  what: string;
-  backup: string | null;
-  live: string | null;
-  linkedTo?: string | undefined;
-  fixedByState?: boolean | undefined;
-}
+/** One difference between the backed-up and the live configuration (see domain/conflicts). */
+export type RestoreConflict = Conflict;
 
 export interface RestoreStatus {
   vm: string;
@@ -47,12 +41,7 @@ export interface RestoreStatus {
   /** The VM comes back from its saved state (so the state's machine cannot change). */
   withState?: boolean | undefined;
   conflicts: RestoreConflict[];
-  inconsistencies: Array<{
-    config: 'backup' | 'live';
-    what: string;
-    directory: string | null;
-    xml: string | null;
-  }>;
+  inconsistencies: Inconsistency[];
   decision?: Record<string, 'backup' | 'live'> | undefined;
   /** Why the last decision that arrived by signal was refused. */
   lastRejection?: string | undefined;
