@@ -12,7 +12,8 @@ export interface RunSummary {
 export function expiredBackups(runs: readonly RunSummary[], iterations: number): string[] {
   const sorted = [...runs].sort((a, b) => b.runDate.localeCompare(a.runDate));
   if (!sorted[0]?.complete) return [];
-  const keep = Math.max(1, Math.floor(iterations));
+  // Anything but a positive count keeps one: the last good backup is never deleted.
+  const keep = Number.isFinite(iterations) ? Math.max(1, Math.floor(iterations)) : 1;
   return sorted
     .filter((r) => r.complete)
     .slice(keep)

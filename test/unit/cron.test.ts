@@ -21,9 +21,9 @@ describe('cronExpression: building the expression', () => {
   });
 
   it('puts every field in its own position', () => {
-    expect(
-      cronExpression({ minute: ['5'], hour: ['4'], day: ['3'], month: ['2'], dayOfWeek: ['1'] }),
-    ).toBe('5 4 3 2 1');
+    expect(cronExpression({ minute: ['5'], hour: ['4'], day: ['3'], month: ['2'], dayOfWeek: ['1'] })).toBe(
+      '5 4 3 2 1',
+    );
   });
 
   it('joins the values of a multi-valued attribute with a comma, keeping their order', () => {
@@ -190,15 +190,7 @@ describe('cronExpression: missing fields', () => {
   });
 
   it('reports the first bad field in the order minute, hour, day, month, day of week', () => {
-    expectBackupError(
-      () => cronExpression(fields({ hour: [], month: ['13'] })),
-      2,
-      'sstCronHour is missing',
-    );
-    expectBackupError(
-      () => cronExpression(fields({ day: ['32'], dayOfWeek: [] })),
-      39,
-      /^sstCronDay: "32"/,
-    );
+    expectBackupError(() => cronExpression(fields({ hour: [], month: ['13'] })), 2, 'sstCronHour is missing');
+    expectBackupError(() => cronExpression(fields({ day: ['32'], dayOfWeek: [] })), 39, /^sstCronDay: "32"/);
   });
 });
