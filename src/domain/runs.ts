@@ -18,7 +18,6 @@ const RESTORE_MODES = new Set(
  * a leaf in a restore mode also belongs to a complete backup.
  */
 export function isCompleteRun(leaf: { mode: string; returnValue: number | undefined }): boolean {
-  return (
-    (leaf.mode === 'finished' && (leaf.returnValue ?? 0) === 0) || RESTORE_MODES.has(leaf.mode.toLowerCase())
-  );
+  const mode = leaf.mode.toLowerCase(); // sstProvisioningMode compares case-insensitively
+  return (mode === 'finished' && (leaf.returnValue ?? 0) === 0) || RESTORE_MODES.has(mode);
 }
