@@ -6,6 +6,9 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
+log "compose file against the compose specification"
+bash "$VMBACKUP_REPO/scripts/check-compose.sh"
+
 dev_services_env
 
 log "tsc --noEmit"

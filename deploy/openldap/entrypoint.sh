@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Entry point of the vmbackup OpenLDAP image (deploy/openldap/Dockerfile): runs slapd in
+# the foreground with the stoney schema and one MDB database for LDAP_BASE_DN.
+#
+# At every start it generates cn=config afresh from the environment and the schema files
+# (core, cosine, inetorgperson, stoney), so a new image with a changed stoney.ldif or a
+# changed LDAP_ADMIN_PASSWORD takes effect on restart. The directory data lives in
+# SLAPD_DATA_DIR (a volume) and is kept; at the first start, when it is empty, the base
+# entry and the stoney cloud skeleton below it are created:
+#   <base>
+#   ou=services / ou=virtualization / ou=virtual machines, ou=virtual machine pools,
+#   ou=configuration
+# Changes made to cn=config at run time (ldapmodify on cn=config) do not survive a restart:
+# change this script instead.
+#
+# Environment:
+#   LDAP_ADMIN_PASSWORD  (required) password of the root DN cn=admin,<base>
+#   LDAP_BASE_DN         suffix, default o=stepping-stone,c=ch (first RDN o= or dc=)
+#   LDAP_LOG_LEVEL       slapd -d level, default 0 (start-up and errors only); "stats"
+#                        logs every connection and operation
+#   SLAPD_URLS           listeners, default "ldap:/// ldapi:///"
+#   SLAPD_CONFIG_DIR, SLAPD_DATA_DIR, SLAPD_RUN_DIR, SLAPD_USER, SLAPD_GROUP,
+#   STONEY_SCHEMA, SYSTEM_SCHEMA_DIR   paths and the account slapd runs as; the defaults
+#                        fit the image
+set -euo pipefail
+
+LDAP_BASE_DN="${LDAP_BASE_DN:-o=stepping-stone,c=ch}"
+LDAP_LOG_LEVEL="${LDAP_LOG_LEVEL:-0}"
+SLAPD_URLS="${SLAPD_URLS:-ldap:/// ldapi:///}"
+SLAPD_CONFIG_DIR="${SLAPD_CONFIG_DIR:-/etc/ldap/slapd.d}"
+SLAPD_DATA_DIR="${SLAPD_DATA_DIR:-/var/lib/ldap}"
+SLAPD_RUN_DIR="${SLAPD_RUN_DIR:-/run/slapd}"
+SLAPD_USER="${SLAPD_USER:-openldap}"
+SLAPD_GROUP="${SLAPD_GROUP:-openldap}"
+STONEY_SCHEMA="${STONEY_SCHEMA:-/usr/local/share/vmbackup/stoney.ldif}"
+SYSTEM_SCHEMA_DIR="${SYSTEM_SCHEMA_DIR:-/etc/ldap/schema}"
+# Written into the data volume: the suffix the data belongs to.
+SUFFIX_STAMP="$SLAPD_DATA_DIR/.vmbackup-suffix"
+# Root over the local socket (docker compose exec openldap ldapadd -Y EXTERNAL -H ldapi:///).
+PEERCRED_ROOT='gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth'
+
+log() {
+  printf '[openldap] %s\n' "$*" >&2
+}
+
+die() {
+  printf '[openldap] ERROR: %s\n' "$*" >&2
+  exit 1
+}
+
+# ldif_line ATTR VALUE: base64 when the value is not a plain SAFE-STRING (RFC 2849).
+ldif_line() {
+  local attr="$1" value="$2"
+  if [[ "$value" =~ ^[\ :\<] || "$value" =~ \ $ || ! "$value" =~ ^[[:print:]]*$ || "$value" == *[![:ascii:]]* ]]; then
+    printf '%s:: %s\n' "$attr" "$(printf '%s' "$value" | base64 -w0)"
+  else
+    printf '%s: %s\n' "$attr" "$value"
+  fi
+}
+
+check_environment() {
+  [[ -n "${LDAP_ADMIN_PASSWORD:-}" ]] || die "LDAP_ADMIN_PASSWORD is not set"
+  [[ "$LDAP_BASE_DN" =~ ^(o|dc)=[^,=]+(,[A-Za-z]+=[^,=]+)*$ ]] ||
+    die "LDAP_BASE_DN must look like o=name,c=ch or dc=example,dc=org, got '$LDAP_BASE_DN'"
+  local f
+  for f in core cosine inetorgperson; do
+    [[ -r "$SYSTEM_SCHEMA_DIR/$f.ldif" ]] || die "missing $SYSTEM_SCHEMA_DIR/$f.ldif"
+  done
+  [[ -r "$STONEY_SCHEMA" ]] || die "missing the stoney schema $STONEY_SCHEMA"
+  local stored=""
+  [[ -r "$SUFFIX_STAMP" ]] && stored="$(<"$SUFFIX_STAMP")"
+  if [[ -n "$stored" && "$stored" != "$LDAP_BASE_DN" ]]; then
+    die "the data in $SLAPD_DATA_DIR belongs to $stored, but LDAP_BASE_DN is $LDAP_BASE_DN"
+  fi
+}
+
+# The cn=config LDIF for slapadd -n0; $1 is the hashed root password.
+config_ldif() {
+  local password_hash="$1" schema
+  printf 'dn: cn=config\nobjectClass: olcGlobal\ncn: config\n'
+  ldif_line olcPidFile "$SLAPD_RUN_DIR/slapd.pid"
+  ldif_line olcArgsFile "$SLAPD_RUN_DIR/slapd.args"
+  printf 'olcLogLevel: none\nolcToolThreads: 1\n\n'
+
+  printf 'dn: cn=module{0},cn=config\nobjectClass: olcModuleList\ncn: module{0}\n'
+  printf 'olcModulePath: /usr/lib/ldap\nolcModuleLoad: back_mdb\n\n'
+
+  printf 'dn: cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: schema\n\n'
+  for schema in "$SYSTEM_SCHEMA_DIR/core.ldif" "$SYSTEM_SCHEMA_DIR/cosine.ldif" \
+    "$SYSTEM_SCHEMA_DIR/inetorgperson.ldif" "$STONEY_SCHEMA"; do
+    cat -- "$schema"
+    printf '\n'
+  done
+
+  printf 'dn: olcDatabase={-1}frontend,cn=config\n'
+  printf 'objectClass: olcDatabaseConfig\nobjectClass: olcFrontendConfig\n'
+  printf 'olcDatabase: {-1}frontend\n\n'
+
+  printf 'dn: olcDatabase={0}config,cn=config\nobjectClass: olcDatabaseConfig\n'
+  printf 'olcDatabase: {0}config\n'
+  printf 'olcAccess: {0}to * by dn.exact=%s manage by * break\n\n' "$PEERCRED_ROOT"
+
+  printf 'dn: olcDatabase={1}mdb,cn=config\n'
+  printf 'objectClass: olcDatabaseConfig\nobjectClass: olcMdbConfig\n'
+  printf 'olcDatabase: {1}mdb\n'
+  ldif_line olcDbDirectory "$SLAPD_DATA_DIR"
+  ldif_line olcSuffix "$LDAP_BASE_DN"
+  ldif_line olcRootDN "cn=admin,$LDAP_BASE_DN"
+  ldif_line olcRootPW "$password_hash"
+  printf 'olcDbMaxSize: 4294967296\n'
+  printf 'olcDbIndex: objectClass eq\nolcDbIndex: ou eq\nolcDbIndex: sstNode eq\n'
+  printf 'olcDbIndex: sstVirtualMachine eq\nolcDbIndex: sstVirtualMachinePool eq\n'
+  printf 'olcLastMod: TRUE\n'
+  printf 'olcLimits: users size=unlimited time=unlimited\n'
+  printf 'olcAccess: {0}to attrs=userPassword by dn.exact=%s manage by self write by anonymous auth by * none\n' \
+    "$PEERCRED_ROOT"
+  printf 'olcAccess: {1}to * by dn.exact=%s manage by users read by * none\n' "$PEERCRED_ROOT"
+}
+
+# The base entry and the stoney cloud skeleton, for slapadd into an empty database.
+skeleton_ldif() {
+  local rdn="${LDAP_BASE_DN%%,*}" value dn ou
+  value="${rdn#*=}"
+  ldif_line dn "$LDAP_BASE_DN"
+  if [[ "$rdn" == o=* ]]; then
+    printf 'objectClass: top\nobjectClass: organization\n'
+    ldif_line o "$value"
+  else
+    printf 'objectClass: top\nobjectClass: dcObject\nobjectClass: organization\n'
+    ldif_line dc "$value"
+    ldif_line o "$value"
+  fi
+  printf '\n'
+  for dn in \
+    "ou=services,$LDAP_BASE_DN" \
+    "ou=virtualization,ou=services,$LDAP_BASE_DN" \
+    "ou=virtual machines,ou=virtualization,ou=services,$LDAP_BASE_DN" \
+    "ou=virtual machine pools,ou=virtualization,ou=services,$LDAP_BASE_DN" \
+    "ou=configuration,ou=virtualization,ou=services,$LDAP_BASE_DN"; do
+    ou="${dn%%,*}"
+    ldif_line dn "$dn"
+    printf 'objectClass: top\nobjectClass: organizationalUnit\n'
+    ldif_line ou "${ou#ou=}"
+    printf '\n'
+  done
+}
+
+build_config() {
+  local work hash
+  work="$(mktemp -d)"
+  # The password reaches slappasswd through a private file, never the command line.
+  (umask 077 && printf '%s' "$LDAP_ADMIN_PASSWORD" >"$work/password")
+  hash="$(slappasswd -h '{SSHA}' -T "$work/password")"
+  config_ldif "$hash" >"$work/config.ldif"
+  rm -rf -- "$SLAPD_CONFIG_DIR"
+  # slapadd checks that olcDbDirectory exists.
+  mkdir -p -- "$SLAPD_CONFIG_DIR" "$SLAPD_DATA_DIR" "$SLAPD_RUN_DIR"
+  if ! slapadd -n0 -F "$SLAPD_CONFIG_DIR" -l "$work/config.ldif" >"$work/slapadd.log" 2>&1; then
+    cat -- "$work/slapadd.log" >&2
+    rm -rf -- "$work"
+    die "slapadd -n0 could not build cn=config (schema: $STONEY_SCHEMA)"
+  fi
+  rm -rf -- "$work"
+  log "cn=config generated: core, cosine, inetorgperson, stoney; suffix $LDAP_BASE_DN"
+}
+
+prepare_data() {
+  if [[ ! -e "$SLAPD_DATA_DIR/data.mdb" ]]; then
+    local work
+    work="$(mktemp -d)"
+    skeleton_ldif >"$work/skeleton.ldif"
+    if ! slapadd -b "$LDAP_BASE_DN" -F "$SLAPD_CONFIG_DIR" -l "$work/skeleton.ldif" >"$work/slapadd.log" 2>&1; then
+      cat -- "$work/slapadd.log" >&2
+      rm -rf -- "$work"
+      die "slapadd could not create the base entries"
+    fi
+    rm -rf -- "$work"
+    printf '%s\n' "$LDAP_BASE_DN" >"$SUFFIX_STAMP"
+    log "new directory: created $LDAP_BASE_DN and the stoney cloud skeleton below it"
+  else
+    # Indexes may have changed with a new image: rebuilding them is quick for a directory
+    # of this size and makes every olcDbIndex above valid for the existing data.
+    local output
+    if ! output="$(slapindex -q -b "$LDAP_BASE_DN" -F "$SLAPD_CONFIG_DIR" 2>&1)"; then
+      printf '%s\n' "$output" >&2
+      die "slapindex failed on the data in $SLAPD_DATA_DIR"
+    fi
+    log "existing directory for $LDAP_BASE_DN (indexes rebuilt)"
+  fi
+  if [[ "$(id -u)" -eq 0 ]]; then
+    chown -R "$SLAPD_USER:$SLAPD_GROUP" "$SLAPD_CONFIG_DIR" "$SLAPD_DATA_DIR" "$SLAPD_RUN_DIR"
+  fi
+}
+
+main() {
+  check_environment
+  build_config
+  prepare_data
+  local -a run_as=()
+  if [[ "$(id -u)" -eq 0 ]]; then
+    run_as=(-u "$SLAPD_USER" -g "$SLAPD_GROUP")
+  fi
+  unset LDAP_ADMIN_PASSWORD
+  log "starting slapd on $SLAPD_URLS"
+  # -d keeps slapd in the foreground (PID 1 of the container) and logs to stderr.
+  exec slapd -h "$SLAPD_URLS" -F "$SLAPD_CONFIG_DIR" "${run_as[@]}" -d "$LDAP_LOG_LEVEL"
+}
+
+main "$@"
