@@ -1,11 +1,10 @@
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { run } from '../../src/hypervisor/run';
 import { PLACEHOLDER_STATE } from '../../src/activities/node/snapshot';
 import { SANDBOX_DISK_SIZE } from '../../src/dev/sandbox-vm';
-import { WorkerProcess } from '../support/worker-process';
+import { useTestNode } from '../support/lifecycle';
 import {
   backingFileOf,
   backup,
@@ -16,7 +15,6 @@ import {
   leaves,
   listFiles,
   MiB,
-  removeVm,
   roots,
   sameGuestContent,
   tree_of,
@@ -24,19 +22,8 @@ import {
 } from '../support/harness';
 
 const NODE = 'vmbt-node-b';
-let nodeWorker: WorkerProcess;
-let scratch: string;
-
-beforeAll(async () => {
-  nodeWorker = await WorkerProcess.start(['node', '--node', NODE]);
-  scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'vmbt-'));
-});
-
-afterAll(async () => {
-  await nodeWorker?.stop();
-  if (!process.env['KEEP_SCRATCH']) await fs.rm(scratch, { recursive: true, force: true });
-  for (const vm of ['vmbt-run2', 'vmbt-off']) await removeVm(vm).catch(() => undefined);
-});
+const node = useTestNode(NODE);
+node.vms.push('vmbt-run2', 'vmbt-off');
 
 describe('backupVm', () => {
   it('backs up a running VM with two disks: the guest keeps running and reading its data, and the backup holds exactly what it had at the snapshot', async () => {
@@ -46,8 +33,8 @@ describe('backupVm', () => {
     await guestWrite(vm.name, 0, a);
     await guestWrite(vm.name, 1, b);
     const expected = [
-      await expectedDisk(scratch, 'run2-vda', SANDBOX_DISK_SIZE, [a]),
-      await expectedDisk(scratch, 'run2-vdb', SANDBOX_DISK_SIZE, [b]),
+      await expectedDisk(node.scratch(), 'run2-vda', SANDBOX_DISK_SIZE, [a]),
+      await expectedDisk(node.scratch(), 'run2-vdb', SANDBOX_DISK_SIZE, [b]),
     ];
 
     const result = await backup(vm.name);
@@ -113,7 +100,7 @@ describe('backupVm', () => {
     const a = { pattern: 0x5d, offset: 2 * MiB, length: 3 * MiB };
     await guestWrite(vm.name, 0, a);
     await virsh.destroy(vm.name);
-    const expected = await expectedDisk(scratch, 'off-vda', SANDBOX_DISK_SIZE, [a]);
+    const expected = await expectedDisk(node.scratch(), 'off-vda', SANDBOX_DISK_SIZE, [a]);
 
     const result = await backup(vm.name);
 

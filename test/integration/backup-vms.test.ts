@@ -1,7 +1,6 @@
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SANDBOX_DISK_SIZE } from '../../src/dev/sandbox-vm';
 import { ErrorCode } from '../../src/domain/errors';
 import { vmWorkflowId } from '../../src/workflows/ids';
@@ -15,29 +14,17 @@ import {
   guestWrite,
   leaves,
   MiB,
-  removeVm,
   roots,
   sameGuestContent,
   tree_of,
   virsh,
 } from '../support/harness';
-import { WorkerProcess } from '../support/worker-process';
+import { useTestNode } from '../support/lifecycle';
 
 const NODE = 'vmbt-node-m';
 const VMS = ['vmbt-m1', 'vmbt-m2', 'vmbt-m3'];
-let nodeWorker: WorkerProcess;
-let scratch: string;
-
-beforeAll(async () => {
-  nodeWorker = await WorkerProcess.start(['node', '--node', NODE]);
-  scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'vmbt-'));
-});
-
-afterAll(async () => {
-  await nodeWorker?.stop();
-  await fs.rm(scratch, { recursive: true, force: true });
-  for (const vm of VMS) await removeVm(vm).catch(() => undefined);
-});
+const node = useTestNode(NODE);
+node.vms.push(...VMS);
 
 describe('backupVms', () => {
   it('snapshots every VM before any merge, backs up the good ones, and leaves a VM whose snapshot failed running on its original disk', async () => {
@@ -84,7 +71,7 @@ describe('backupVms', () => {
       expect(await virsh.state(VMS[i]!)).toBe('running');
       expect(await guestReads(VMS[i]!, 0, writes[i]!)).toBe(true);
       expect(await backingFileOf(vms[i]!.disks[0]!.file)).toBeUndefined();
-      const expected = await expectedDisk(scratch, VMS[i]!, SANDBOX_DISK_SIZE, [writes[i]!]);
+      const expected = await expectedDisk(node.scratch(), VMS[i]!, SANDBOX_DISK_SIZE, [writes[i]!]);
       const saved = path.join(r.backupDir, `${path.basename(vms[i]!.disks[0]!.file)}.${run.runDate}`);
       expect(await sameGuestContent(expected, saved)).toBe(true);
     }

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CONTROL_TASK_QUEUE, timingFromEnv } from '../../src/config';
 import { ErrorCode } from '../../src/domain/errors';
 import { vmWorkflowId } from '../../src/workflows/ids';
@@ -17,27 +17,16 @@ import {
   guestWrite,
   leaves,
   MiB,
-  removeVm,
   roots,
   startBackup,
   temporal,
   tree_of,
   virsh,
 } from '../support/harness';
-import { WorkerProcess } from '../support/worker-process';
+import { useTestNode } from '../support/lifecycle';
 
 const NODE = 'vmbt-node-x';
-let nodeWorker: WorkerProcess;
-const created: string[] = [];
-
-beforeAll(async () => {
-  nodeWorker = await WorkerProcess.start(['node', '--node', NODE]);
-});
-
-afterAll(async () => {
-  await nodeWorker?.stop();
-  for (const vm of created) await removeVm(vm).catch(() => undefined);
-});
+const created = useTestNode(NODE).vms;
 
 /** The error code and message a failed backup workflow ended with. */
 async function failureOf(promise: Promise<unknown>): Promise<{ code: number | undefined; message: string }> {

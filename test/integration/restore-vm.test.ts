@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { initializeLeaf, updateLeaf } from '../../src/directory/run-leaf';
 import { repoRoot } from '../support/dev-env';
 import { withDirectory } from '../../src/directory/connection';
@@ -20,7 +20,6 @@ import {
   guestWrite,
   leaves,
   MiB,
-  removeVm,
   roots,
   startBackup,
   tree,
@@ -28,23 +27,13 @@ import {
   virsh,
 } from '../support/harness';
 import { refusal, startRestore, waitForStage } from '../support/restore';
-import { WorkerProcess } from '../support/worker-process';
+import { useTestNode } from '../support/lifecycle';
 
 const NODE = 'vmbt-node-r';
-let nodeWorker: WorkerProcess;
+const names = useTestNode(NODE).vms;
 const A = { pattern: 0xa1, offset: 0, length: 2 * MiB };
 const B = { pattern: 0xb2, offset: 4 * MiB, length: MiB };
 const zerosWhereB = { pattern: 0, offset: 4 * MiB, length: MiB };
-const names: string[] = [];
-
-beforeAll(async () => {
-  nodeWorker = await WorkerProcess.start(['node', '--node', NODE]);
-});
-
-afterAll(async () => {
-  await nodeWorker?.stop();
-  for (const vm of names) await removeVm(vm).catch(() => undefined);
-});
 
 async function vmEntry(vm: string) {
   return withDirectory(directory, async (dir) => (await dir.read(tree.vm(vm)))!.attributes);
