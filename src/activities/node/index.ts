@@ -2,6 +2,7 @@ import type { NodeConfig } from '../../config';
 import { asFailure } from '../failure';
 import { nodeDeps } from './context';
 import { heartbeating, oneAtATime } from './guard';
+import { withVmFileLock } from './vm-lock';
 import { deleteBackup } from './delete-backup';
 import { describeBackups } from './describe-backups';
 import { merge } from './merge';
@@ -22,7 +23,9 @@ export function createNodeActivities(config: NodeConfig) {
   const guarded =
     <I extends VmRunInput, R>(fn: (d: typeof deps, input: I) => Promise<R>) =>
     (input: I) =>
-      heartbeating(() => oneAtATime(String(input?.vm), () => fn(deps, input)));
+      heartbeating(() =>
+        oneAtATime(String(input?.vm), () => withVmFileLock(String(input?.vm), () => fn(deps, input))),
+      );
   return {
     inspectForSnapshot: asFailure(guarded(inspectForSnapshot)),
     snapshot: asFailure(guarded((d, input: SnapshotInput) => snapshot(d, input))),
