@@ -50,6 +50,8 @@ export interface ExistingSchedule {
   cron: string | undefined;
   timezone: string | undefined;
   paused: boolean;
+  /** sstCronActive when the schedule was last made from its plan (kept in its memo). */
+  planActive?: boolean | undefined;
 }
 
 export interface ScheduleChanges {
@@ -74,7 +76,10 @@ export function diffSchedules(
       continue;
     }
     if (e.cron !== d.cron || e.timezone !== d.timezone) changes.update.push(d);
-    if (e.paused !== d.paused) (d.paused ? changes.pause : changes.unpause).push(d);
+    // Follow the plan's flag when it changed; otherwise leave an operator's manual
+    // pause or unpause (`temporal schedule toggle`) alone.
+    const flagChanged = e.planActive === undefined ? e.paused !== d.paused : e.planActive === d.paused;
+    if (flagChanged) (d.paused ? changes.pause : changes.unpause).push(d);
   }
   const wanted = new Set(desired.map((d) => d.id));
   changes.delete = existing

@@ -23,6 +23,7 @@ export interface SyncOptions {
 interface ScheduleMemo {
   vmbackupCron?: string;
   vmbackupTimezone?: string;
+  vmbackupActive?: boolean;
   planDn?: string;
 }
 
@@ -30,7 +31,13 @@ async function existingSchedule(client: Client, id: string): Promise<ExistingSch
   try {
     const d = await client.schedule.getHandle(id).describe();
     const memo = (d.memo ?? {}) as ScheduleMemo;
-    return { id, cron: memo.vmbackupCron, timezone: memo.vmbackupTimezone, paused: d.state.paused };
+    return {
+      id,
+      cron: memo.vmbackupCron,
+      timezone: memo.vmbackupTimezone,
+      paused: d.state.paused,
+      planActive: memo.vmbackupActive,
+    };
   } catch (err) {
     if (err instanceof ScheduleNotFoundError) return undefined;
     throw err;
@@ -52,7 +59,12 @@ async function create(client: Client, d: DesiredSchedule, timing: Timing): Promi
     // a run still going when the next is due is not doubled.
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
     state: { paused: d.paused, note: d.paused ? 'sstCronActive is FALSE' : `backup plan ${d.planDn}` },
-    memo: { vmbackupCron: d.cron, vmbackupTimezone: d.timezone, planDn: d.planDn } satisfies ScheduleMemo,
+    memo: {
+      vmbackupCron: d.cron,
+      vmbackupTimezone: d.timezone,
+      vmbackupActive: !d.paused,
+      planDn: d.planDn,
+    } satisfies ScheduleMemo,
   });
 }
 
@@ -84,15 +96,10 @@ export async function syncSchedules(
   const changes = diffSchedules(desired, existing);
   if (!options.dryRun) {
     for (const d of changes.create) await create(client, d, options.timing);
-    for (const d of changes.update) {
+    // The memo cannot be updated in place: a changed plan re-creates its schedule.
+    for (const d of new Set([...changes.update, ...changes.pause, ...changes.unpause])) {
       await client.schedule.getHandle(d.id).delete();
       await create(client, d, options.timing);
-    }
-    for (const d of changes.pause) {
-      if (!changes.update.includes(d)) await client.schedule.getHandle(d.id).pause('sstCronActive is FALSE');
-    }
-    for (const d of changes.unpause) {
-      if (!changes.update.includes(d)) await client.schedule.getHandle(d.id).unpause('sstCronActive is TRUE');
     }
     for (const id of changes.delete) {
       await client.schedule

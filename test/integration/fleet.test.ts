@@ -131,6 +131,10 @@ describe('schedules from the directory', () => {
       });
     }
     expect(await sync()).toEqual(['no changes']);
+    // An operator's manual pause survives the sync while the plan's flag does not change.
+    await (await temporal()).schedule.getHandle('vmbackup-plan-global').pause('maintenance');
+    expect(await sync()).toEqual(['no changes']);
+    expect((await scheduleDescription('vmbackup-plan-global')).state.paused).toBe(true);
 
     // Change the pool's time and deactivate the VM's plan.
     await withDirectory(directory, async (dir) => {

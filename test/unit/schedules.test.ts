@@ -388,3 +388,29 @@ describe('describeChanges', () => {
     ]);
   });
 });
+
+describe('diffSchedules and manual pauses', () => {
+  const desired = desiredSchedules(
+    [
+      {
+        level: 'global',
+        dn: 'ou=backup,ou=configuration',
+        cron: { minute: ['0'], hour: ['3'], day: ['*'], month: ['*'], dayOfWeek: ['*'] },
+        active: true,
+      },
+    ],
+    'UTC',
+  );
+  it("leaves an operator's manual pause alone while the plan's flag is unchanged", () => {
+    const changes = diffSchedules(desired, [
+      { id: 'vmbackup-plan-global', cron: '0 3 * * *', timezone: 'UTC', paused: true, planActive: true },
+    ]);
+    expect(describeChanges(changes)).toEqual(['no changes']);
+  });
+  it('unpauses when the plan was re-activated', () => {
+    const changes = diffSchedules(desired, [
+      { id: 'vmbackup-plan-global', cron: '0 3 * * *', timezone: 'UTC', paused: true, planActive: false },
+    ]);
+    expect(changes.unpause.map((d) => d.id)).toEqual(['vmbackup-plan-global']);
+  });
+});
