@@ -213,6 +213,9 @@ describe('the nightly run', () => {
     const downBefore = await fs.readdir(
       path.join(process.env['VMBACKUP_IMAGES_ROOT']!, 'vm-persistent', pool),
     );
+    // Node B had a worker too; it is stopped before the night comes.
+    const workerB = await WorkerProcess.start(['node', '--node', NODE_B]);
+    await workerB.stop();
 
     expect(await sync()).toEqual(
       expect.arrayContaining([expect.stringMatching(new RegExp(`^created vmbackup-plan-pool-${pool}:`))]),
