@@ -18,4 +18,13 @@ npx --no-install eslint .
 log "prettier --check ."
 npx --no-install prettier --check .
 log "vitest run $*"
-npx --no-install vitest run "$@"
+report="$VMBACKUP_DEV/vitest-report.json"
+rm -f -- "$report"
+status=0
+npx --no-install vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+# A plain closing line for CI: "N passed, N failed".
+if [[ -f "$report" ]]; then
+  # shellcheck disable=SC2016 # JavaScript, not shell
+  node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed`);' "$report"
+fi
+exit "$status"
