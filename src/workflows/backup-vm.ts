@@ -129,8 +129,19 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
 
   if (input.coordinator) {
     progress.stage = 'waiting-for-other-snapshots';
-    await getExternalWorkflowHandle(input.coordinator).signal(snapshotReported, { vm });
-    await condition(() => proceed);
+    // Waiting only spares the other snapshots the merge's I/O: if the coordinating run is
+    // gone (terminated), merge anyway rather than leave the VM on its overlay for good.
+    if (patched('proceed-without-coordinator')) {
+      try {
+        await getExternalWorkflowHandle(input.coordinator).signal(snapshotReported, { vm });
+        await condition(() => proceed, '6h');
+      } catch {
+        proceed = true; // the coordinator no longer exists
+      }
+    } else {
+      await getExternalWorkflowHandle(input.coordinator).signal(snapshotReported, { vm });
+      await condition(() => proceed);
+    }
   }
 
   // --- merge ---

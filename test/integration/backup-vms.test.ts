@@ -3,6 +3,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SANDBOX_DISK_SIZE } from '../../src/dev/sandbox-vm';
 import { ErrorCode } from '../../src/domain/errors';
+import { CONTROL_TASK_QUEUE, timingFromEnv } from '../../src/config';
+import type { BackupVmResult } from '../../src/workflows/backup-vm';
 import { vmWorkflowId } from '../../src/workflows/ids';
 import { activityTimes } from '../support/history';
 import {
@@ -16,6 +18,7 @@ import {
   MiB,
   roots,
   sameGuestContent,
+  temporal,
   tree_of,
   virsh,
 } from '../support/harness';
@@ -94,5 +97,21 @@ describe('backupVms', () => {
       mode: 'finished',
       returnValue: 0,
     });
+  });
+});
+
+describe('a VM of a multi-VM run whose coordinator is gone', () => {
+  it('is merged and retained anyway instead of staying on its overlay', async () => {
+    const vm = await createVm({ name: 'vmbt-orphan-child', node: NODE, disks: 1 });
+    node.vms.push(vm.name);
+    const c = await temporal();
+    const result = (await c.workflow.execute('backupVm', {
+      taskQueue: CONTROL_TASK_QUEUE,
+      workflowId: vmWorkflowId(vm.name),
+      args: [{ vm: vm.name, timing: timingFromEnv(), coordinator: 'backup-vms/no-such-run' }],
+    })) as BackupVmResult;
+    expect(result.backupDir).toContain(vm.name);
+    expect(await backingFileOf(vm.disks[0]!.file)).toBeUndefined();
+    expect(await virsh.state(vm.name)).toBe('running');
   });
 });
