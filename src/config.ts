@@ -54,6 +54,8 @@ export interface NodeConfig {
   imagesRoot: string;
   /** Retain, backup and RAM disk directories named by plans must lie below one of these. */
   storageRoots: string[];
+  /** Where libvirt keeps each running domain's QEMU pid file (`<vm>.pid`). */
+  libvirtRunDir: string;
 }
 
 export const CONTROL_TASK_QUEUE = 'vmbackup-control';
@@ -93,6 +95,9 @@ export function nodeConfig(env: Env = process.env): NodeConfig {
     libvirtUri: need(env, 'LIBVIRT_URI'),
     imagesRoot,
     storageRoots: roots.map((r) => path.normalize(r).replace(/\/+$/, '') || '/'),
+    libvirtRunDir: env['VMBACKUP_LIBVIRT_RUN_DIR']
+      ? absolute(env, 'VMBACKUP_LIBVIRT_RUN_DIR')
+      : '/run/libvirt/qemu',
   };
 }
 

@@ -41,6 +41,30 @@ export function fileDisks(xml: string): Map<string, string> {
   return disks;
 }
 
+export interface XmlDisk {
+  target: string;
+  /** `file`, `block`, `network`, `volume`, … */
+  type: string;
+  /** `disk`, `cdrom`, `floppy`, `lun` */
+  device: string;
+  source?: string | undefined;
+}
+
+/** Every `<disk>` of the domain, whatever its kind: what a backup must account for. */
+export function allDisks(xml: string): XmlDisk[] {
+  const out: XmlDisk[] = [];
+  for (const disk of xml.match(DISK) ?? []) {
+    const head = /^<disk\b[^>]*>/.exec(disk)?.[0] ?? '';
+    const type = /\btype=(['"])(.*?)\1/.exec(head)?.[2] ?? 'file';
+    const device = /\bdevice=(['"])(.*?)\1/.exec(head)?.[2] ?? 'disk';
+    const target = attr(disk, 'target', 'dev') ?? '';
+    const source =
+      attr(disk, 'source', 'file') ?? attr(disk, 'source', 'dev') ?? attr(disk, 'source', 'name');
+    out.push({ target, type, device, source });
+  }
+  return out;
+}
+
 // libvirt's units: powers of 1000 for KB/MB/…, of 1024 for k/KiB/M/MiB/….
 const UNITS: Record<string, number> = {
   b: 1,

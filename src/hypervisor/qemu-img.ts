@@ -70,11 +70,16 @@ export async function check(file: string): Promise<{ ok: boolean; output: string
   }
 }
 
-/** True when the top image of `file` holds no data of its own (everything comes from its backing chain). */
-export async function mapHasNoData(file: string): Promise<boolean> {
-  const map = JSON.parse(await run('qemu-img', ['map', '-U', '--output=json', '--', file])) as Array<{
-    depth: number;
+/**
+ * True when the top image of a qcow2 `file` holds clusters of its own (guest writes, zero
+ * writes included). Opened without its backing chain, so it answers even when the
+ * backing file is not (or no longer) there.
+ */
+export async function topHasData(file: string): Promise<boolean> {
+  const spec = JSON.stringify({ driver: 'qcow2', backing: null, file: { driver: 'file', filename: file } });
+  const map = JSON.parse(await run('qemu-img', ['map', '-U', '--output=json', `json:${spec}`])) as Array<{
+    present?: boolean;
     data: boolean;
   }>;
-  return !map.some((m) => m.depth === 0 && m.data);
+  return map.some((m) => m.present === true || m.data);
 }

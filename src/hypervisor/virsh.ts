@@ -23,6 +23,41 @@ export class Virsh {
     }
   }
 
+  /** State and libvirt's reason for it (`shut off` + `saved`, `paused` + `saving`, …). */
+  async stateWithReason(vm: string): Promise<{ state: DomainState; reason: string } | undefined> {
+    try {
+      const out = (await this.virsh(['domstate', '--reason', '--', vm])).trim();
+      const m = /^(.*?)\s*\(([^)]*)\)$/.exec(out);
+      const name = m ? m[1]! : out;
+      const state: DomainState =
+        name === 'running' || name === 'paused' || name === 'shut off' ? name : 'other';
+      return { state, reason: m ? m[2]! : '' };
+    } catch (err) {
+      if (err instanceof CommandError && /failed to get domain|Domain not found/i.test(err.stderr))
+        return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * The operation of the libvirt job running on the domain (`Save`, `Snapshot`, …), or
+   * undefined when none runs. A job outlives the client that started it: a worker killed
+   * during `virsh save` leaves libvirtd saving.
+   */
+  async activeJob(vm: string): Promise<string | undefined> {
+    let out: string;
+    try {
+      out = await this.virsh(['domjobinfo', '--', vm]);
+    } catch (err) {
+      if (err instanceof CommandError && /not running|failed to get domain/i.test(err.stderr))
+        return undefined;
+      throw err;
+    }
+    const type = /^Job type:\s*(\S+)/m.exec(out)?.[1];
+    if (!type || type === 'None' || type === 'Completed' || type === 'Failed') return undefined;
+    return /^Operation:\s*(\S+)/m.exec(out)?.[1] ?? type;
+  }
+
   /** The persistent configuration (not the runtime one) with secrets, as `virsh dumpxml --inactive`. */
   dumpInactiveXml(vm: string): Promise<string> {
     return this.virsh(['dumpxml', '--inactive', '--security-info', '--', vm]);

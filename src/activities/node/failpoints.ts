@@ -1,17 +1,41 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { BackupError, ErrorCode } from '../../domain/errors';
 
 /**
- * Crash injection for the kill tests: when VMBACKUP_FAILPOINTS names this point, the worker
- * process kills itself (SIGKILL, no clean-up) the first time it gets here. A marker file in
- * VMBACKUP_FAILPOINT_DIR makes each point fire once, so the restarted worker runs through.
+ * Crash injection for the kill tests. VMBACKUP_FAILPOINTS names points (`snapshot:save-state:after`,
+ * …); the worker kills itself (SIGKILL, no clean-up) the first time it reaches one. A marker
+ * file in VMBACKUP_FAILPOINT_DIR makes each point fire once, so the restarted worker runs
+ * through. `*` arms every point.
  */
-export function failpoint(name: string): void {
-  const points = process.env['VMBACKUP_FAILPOINTS'];
+function armed(variable: string, name: string): string | undefined {
+  const points = process.env[variable];
   const dir = process.env['VMBACKUP_FAILPOINT_DIR'];
-  if (!points || !dir || !points.split(',').includes(name)) return;
-  const marker = path.join(dir, `${name}.fired`);
-  if (existsSync(marker)) return;
+  if (!points || !dir) return undefined;
+  const list = points.split(',');
+  if (!list.includes(name) && !list.includes('*')) return undefined;
+  const marker = path.join(dir, `${name.replace(/[^\w.-]+/g, '_')}.fired`);
+  if (existsSync(marker)) return undefined;
   writeFileSync(marker, String(process.pid));
-  process.kill(process.pid, 'SIGKILL');
+  return marker;
+}
+
+export function failpoint(name: string): void {
+  if (armed('VMBACKUP_FAILPOINTS', name)) process.kill(process.pid, 'SIGKILL');
+}
+
+/** Kills the worker `VMBACKUP_FAILPOINT_DELAY_MS` (500) after an armed action started. */
+export function failpointDuring(name: string): (() => void) | undefined {
+  if (!armed('VMBACKUP_FAILPOINTS', name)) return undefined;
+  const timer = setTimeout(
+    () => process.kill(process.pid, 'SIGKILL'),
+    Number(process.env['VMBACKUP_FAILPOINT_DELAY_MS'] ?? 500),
+  );
+  return () => clearTimeout(timer);
+}
+
+/** Fault injection: VMBACKUP_FAULTS names actions that fail once, as a failing system call would. */
+export function injectedFault(name: string): void {
+  if (armed('VMBACKUP_FAULTS', name))
+    throw new BackupError(ErrorCode.undefinedError, `injected fault at ${name}`);
 }

@@ -21,16 +21,40 @@ async function fsyncPath(p: string): Promise<void> {
   }
 }
 
-/** Makes a rename or creation in `dir` durable. */
+/** Makes a rename, creation or removal in `dir` durable. */
 export const syncDir = (dir: string): Promise<void> => fsyncPath(dir);
+
+/** Flushes a file's data: a copy counts as made only once this returned. */
+export const syncFile = (file: string): Promise<void> => fsyncPath(file);
+
+/**
+ * A rename that survives a power loss: both directories are synced, so after a crash the
+ * file is at exactly one of the two names.
+ */
+export async function durableRename(from: string, to: string): Promise<void> {
+  await fs.rename(from, to);
+  await syncDir(path.dirname(to));
+  if (path.dirname(from) !== path.dirname(to)) await syncDir(path.dirname(from));
+}
+
+/** Removes a file (if present) durably. */
+export async function durableUnlink(file: string): Promise<void> {
+  try {
+    await fs.unlink(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  await syncDir(path.dirname(file));
+}
 
 /** Writes a small file so that a crash leaves either the old or the new content, never a mix. */
 export async function writeFileAtomic(file: string, content: string, mode = 0o640): Promise<void> {
   const tmp = `${file}.tmp`;
   await fs.writeFile(tmp, content, { mode });
+  await fs.chmod(tmp, mode);
   await fsyncPath(tmp);
-  await fs.rename(tmp, file);
-  await syncDir(path.dirname(file));
+  await durableRename(tmp, file);
 }
 
 export async function sameFilesystem(a: string, b: string): Promise<boolean> {
@@ -39,32 +63,52 @@ export async function sameFilesystem(a: string, b: string): Promise<boolean> {
 }
 
 /**
- * Moves a file: a rename on one filesystem; otherwise a sparse-aware copy to `<dst>.part`,
- * made durable, renamed into place, and only then the source removed. Re-running after a
- * crash at any point finishes the move.
+ * Copies `src` to `dst` sparse-aware through `<dst>.part`: the data is fsynced before the
+ * rename, so a file at `dst` is always whole. A failed copy leaves no `.part` behind.
+ * `prepare` runs on the finished `.part` (mode, owner) so that `dst` appears complete.
  */
-export async function moveFile(src: string, dst: string, onProgress?: () => void): Promise<void> {
+export async function durableCopy(
+  src: string,
+  dst: string,
+  options: { onProgress?: () => void; prepare?: (part: string) => Promise<void> } = {},
+): Promise<void> {
+  const part = `${dst}.part`;
+  await fs.rm(part, { force: true });
+  const timer = options.onProgress ? setInterval(options.onProgress, 2000) : undefined;
+  try {
+    await run('cp', ['--sparse=always', '--preserve=mode,ownership,timestamps', '--', src, part]);
+    await options.prepare?.(part);
+    await fsyncPath(part);
+  } catch (err) {
+    await fs.rm(part, { force: true });
+    throw err;
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+  await durableRename(part, dst);
+}
+
+/**
+ * Moves a file: a durable rename on one filesystem; otherwise a durable copy, and only then
+ * the source removed. Re-running after a crash at any point finishes the move.
+ */
+export async function moveFile(
+  src: string,
+  dst: string,
+  options: { onProgress?: () => void; prepare?: (file: string) => Promise<void> } = {},
+): Promise<void> {
   if (!(await exists(src))) {
     if (await exists(dst)) return;
     throw new Error(`neither ${src} nor ${dst} exists`);
   }
+  if (src === dst) return;
   if (await sameFilesystem(path.dirname(src), path.dirname(dst))) {
-    await fs.rename(src, dst);
-    await syncDir(path.dirname(dst));
+    await options.prepare?.(src);
+    await durableRename(src, dst);
     return;
   }
-  const part = `${dst}.part`;
-  const timer = onProgress ? setInterval(onProgress, 2000) : undefined;
-  try {
-    await run('cp', ['--sparse=always', '--preserve=mode,ownership,timestamps', '--', src, part]);
-  } finally {
-    if (timer) clearInterval(timer);
-  }
-  await fsyncPath(part);
-  await fs.rename(part, dst);
-  await syncDir(path.dirname(dst));
-  await fs.unlink(src);
-  await syncDir(path.dirname(src));
+  if (!(await exists(dst))) await durableCopy(src, dst, options);
+  await durableUnlink(src);
 }
 
 export async function ensureDir(
@@ -75,6 +119,7 @@ export async function ensureDir(
   await fs.mkdir(dir, { recursive: true, mode: owner?.mode ?? 0o755 });
   if (owner?.mode !== undefined) await fs.chmod(dir, owner.mode);
   if (owner?.user || owner?.group) await chown(dir, owner.user, owner.group);
+  await syncDir(path.dirname(dir));
 }
 
 export async function chown(
@@ -83,7 +128,8 @@ export async function chown(
   group: string | undefined,
 ): Promise<void> {
   const spec = `${user ?? ''}${group ? `:${group}` : ''}`;
-  if (spec) await run('chown', ['--', spec, file]);
+  // -h: never follow a symlink planted where our file should be.
+  if (spec) await run('chown', ['-h', '--', spec, file]);
 }
 
 export async function fileSize(p: string): Promise<number> {
@@ -93,4 +139,16 @@ export async function fileSize(p: string): Promise<number> {
 /** Bytes really allocated (sparse files count only their data). */
 export async function allocatedBytes(p: string): Promise<number> {
   return (await fs.stat(p)).blocks * 512;
+}
+
+/** The first `length` bytes of a file, without reading the rest (state files reach GiBs). */
+export async function readHead(file: string, length: number): Promise<Buffer> {
+  const handle = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buf, 0, length, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
 }

@@ -16,6 +16,8 @@ export interface Journal {
   /** Epoch ms when the snapshot began, and when the VM stopped running (save began). */
   startedAt: number;
   saveStartedAt?: number | undefined;
+  /** Epoch ms when the VM ran again on its overlays. */
+  restoredAt?: number | undefined;
   downtimeMs?: number | undefined;
   snapshotMs?: number | undefined;
   /** Set before the merge starts a stopped VM paused, so that only we stop it again. */

@@ -1,22 +1,72 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { BackupError, ErrorCode } from '../../domain/errors';
-import { isInside } from '../../domain/paths';
-import { imageInfo } from '../../hypervisor/qemu-img';
-import { failpoint } from './failpoints';
+import { decideMerge, type MergeAction, type MergeWorld } from '../../domain/steps/merge';
+import { drive } from './drive';
 import { readJournal, writeJournal } from './journal';
-import { heartbeat, resolveRun, step, type NodeDeps, type RunPaths } from './context';
+import { backedFrom, observeDomain } from './observe';
+import { resolveRun, step, type NodeDeps, type RunPaths } from './context';
 import type { MergeResult, VmRunInput } from './types';
-
-async function dependsOnRetain(live: string, retainDir: string): Promise<boolean> {
-  const backing = (await imageInfo(live)).fullBackingFilename;
-  return !!backing && isInside(retainDir, backing);
-}
 
 /** The disks whose live image still reads from the retain directory. */
 export async function disksDependingOnRetain(paths: RunPaths): Promise<string[]> {
   const out: string[] = [];
-  for (const d of paths.disks) if (await dependsOnRetain(d.live, paths.layout.retainDir)) out.push(d.target);
+  for (const d of paths.disks) if (await backedFrom(d.live, paths.layout.retainDir)) out.push(d.target);
   return out;
+}
+
+async function observeMerge(
+  deps: NodeDeps,
+  input: VmRunInput,
+  paths: RunPaths,
+  pulls: Map<string, number>,
+): Promise<MergeWorld> {
+  const journal = await readJournal(paths.layout.retainDir);
+  const domain = await observeDomain(deps.virsh, input.vm);
+  const active = domain.state === 'running' || domain.state === 'paused';
+  const disks = [];
+  for (const d of paths.disks) {
+    disks.push({
+      target: d.target,
+      dependsOnRetain: await backedFrom(d.live, paths.layout.retainDir),
+      job: active ? await deps.virsh.blockJob(input.vm, d.target) : undefined,
+      pulls: pulls.get(d.target) ?? 0,
+    });
+  }
+  return {
+    vm: input.vm,
+    journal: journal && { phase: journal.phase, mergeStartedVm: !!journal.mergeStartedVm },
+    domain,
+    disks,
+  };
+}
+
+async function mergeAct(
+  deps: NodeDeps,
+  input: VmRunInput,
+  paths: RunPaths,
+  pulls: Map<string, number>,
+  a: MergeAction,
+): Promise<void> {
+  const journal = await readJournal(paths.layout.retainDir);
+  if (!journal) throw new BackupError(ErrorCode.wrongStateInformation, `the journal of ${input.vm} is gone`);
+  switch (a.kind) {
+    case 'start-paused':
+      // Recorded first: after a crash only the journal tells that this paused VM is ours to stop.
+      await writeJournal(paths.layout.retainDir, { ...journal, mergeStartedVm: true });
+      return step(ErrorCode.cannotStart, `start ${input.vm} paused for the merge`, () =>
+        deps.virsh.start(input.vm, true),
+      );
+    case 'start-pull':
+      pulls.set(a.target!, (pulls.get(a.target!) ?? 0) + 1);
+      return step(ErrorCode.mergeFailed, `block pull of ${a.target}`, () =>
+        deps.virsh.startBlockPull(input.vm, a.target!, input.plan.mergeBandwidth),
+      );
+    case 'stop-vm':
+      return step(ErrorCode.mergeFailed, `stop ${input.vm} again after the merge`, () =>
+        deps.virsh.destroy(input.vm),
+      );
+    case 'finish':
+      return writeJournal(paths.layout.retainDir, { ...journal, phase: 'merged', mergeStartedVm: false });
+  }
 }
 
 /**
@@ -27,82 +77,14 @@ export async function disksDependingOnRetain(paths: RunPaths): Promise<string[]>
 export async function merge(deps: NodeDeps, input: VmRunInput): Promise<MergeResult> {
   const started = Date.now();
   const paths = resolveRun(deps, input);
-  let journal = await readJournal(paths.layout.retainDir);
-  if (!journal || journal.phase === 'prepared') {
-    throw new BackupError(
-      ErrorCode.wrongStateInformation,
-      `VM ${input.vm}: no finished snapshot for ${input.runDate} to merge`,
-    );
-  }
   const pending = await disksDependingOnRetain(paths);
-  const stopAgain = async () => {
-    if (journal?.mergeStartedVm && (await deps.virsh.state(input.vm)) === 'paused')
-      await deps.virsh.destroy(input.vm);
-    journal = { ...journal!, mergeStartedVm: false, phase: 'merged' };
-    await writeJournal(paths.layout.retainDir, journal);
-  };
-  if (pending.length === 0) {
-    await stopAgain();
-    return { mergedDisks: [], mergeMs: Date.now() - started };
-  }
-  const state = await deps.virsh.state(input.vm);
-  if (state === undefined)
-    throw new BackupError(ErrorCode.cannotFindMachine, `VM ${input.vm} is not defined on this node`);
-  if (state === 'shut off') {
-    // Recorded first: after a crash only the journal tells that this paused VM is ours to stop.
-    journal = { ...journal, mergeStartedVm: true };
-    await writeJournal(paths.layout.retainDir, journal);
-    await step(ErrorCode.cannotStart, `start ${input.vm} paused for the merge`, () =>
-      deps.virsh.start(input.vm, true),
-    );
-  }
-  failpoint('merge-before-pull');
-  const progress: Record<string, string> = {};
-  for (const target of pending) {
-    if (!(await deps.virsh.blockJob(input.vm, target))) {
-      await step(ErrorCode.mergeFailed, `block pull of ${target}`, () =>
-        deps.virsh.startBlockPull(input.vm, target, input.plan.mergeBandwidth),
-      );
-    }
-  }
-  failpoint('merge-during-pull');
-  const restarts = new Map<string, number>();
-  for (;;) {
-    let busy = false;
-    for (const target of pending) {
-      const job = await deps.virsh.blockJob(input.vm, target);
-      const live = paths.disks.find((d) => d.target === target)!.live;
-      if (job) {
-        busy = true;
-        progress[target] = `${job.cur}/${job.end}`;
-      } else if (await dependsOnRetain(live, paths.layout.retainDir)) {
-        // The job ended without removing the dependency (cancelled or failed): start it again.
-        const n = (restarts.get(target) ?? 0) + 1;
-        if (n > 3)
-          throw new BackupError(
-            ErrorCode.mergeFailed,
-            `block pull of ${target} keeps ending without finishing`,
-          );
-        restarts.set(target, n);
-        await step(ErrorCode.mergeFailed, `block pull of ${target}`, () =>
-          deps.virsh.startBlockPull(input.vm, target, input.plan.mergeBandwidth),
-        );
-        busy = true;
-      } else {
-        progress[target] = 'done';
-      }
-    }
-    heartbeat({ progress });
-    if (!busy) break;
-    await sleep(250);
-  }
-  const left = await disksDependingOnRetain(paths);
-  if (left.length)
-    throw new BackupError(
-      ErrorCode.mergeFailed,
-      `disks ${left.join(', ')} still depend on the retain directory`,
-    );
-  failpoint('merge-after-pull');
-  await stopAgain();
+  const pulls = new Map<string, number>();
+  await drive({
+    step: 'merge',
+    observe: () => observeMerge(deps, input, paths, pulls),
+    decide: decideMerge,
+    act: (a) => mergeAct(deps, input, paths, pulls, a),
+    waitMs: 250,
+  });
   return { mergedDisks: pending, mergeMs: Date.now() - started };
 }

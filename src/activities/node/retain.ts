@@ -1,22 +1,22 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { BackupError, ErrorCode } from '../../domain/errors';
-import { failpoint } from './failpoints';
-import { allocatedBytes, chown, ensureDir, exists, moveFile } from './files';
-import { JOURNAL_FILE } from './journal';
+import { decideRetain, type RetainAction, type RetainWorld } from '../../domain/steps/retain';
+import { ErrorCode, type ErrorCodeValue } from '../../domain/errors';
+import { drive } from './drive';
+import { allocatedBytes, chown, durableUnlink, ensureDir, exists, moveFile, syncDir } from './files';
+import { heartbeat, resolveRun, step, type NodeDeps, type RunPaths } from './context';
 import { disksDependingOnRetain } from './merge';
-import { heartbeat, resolveRun, step, type NodeDeps } from './context';
 import type { RetainResult, VmRunInput } from './types';
 
-/**
- * retain: move every file of the run from the retain directory into
- * `<backup root>/<pool path>/<vm>/<date>/` (a rename on one filesystem, a sparse-aware
- * copy otherwise). Refuses while a live image still depends on a retained one.
- */
-export async function retain(deps: NodeDeps, input: VmRunInput): Promise<RetainResult> {
-  const paths = resolveRun(deps, input);
-  const plan = input.plan;
-  const files = [
+interface RetainFile {
+  from: string;
+  to: string;
+  disk: boolean;
+  code: ErrorCodeValue;
+}
+
+function runFiles(paths: RunPaths): RetainFile[] {
+  return [
     {
       from: paths.state.retained,
       to: paths.state.backup,
@@ -37,59 +37,93 @@ export async function retain(deps: NodeDeps, input: VmRunInput): Promise<RetainR
       code: ErrorCode.copyImageToBackupFailed,
     })),
   ];
-  if (await exists(paths.layout.retainDir)) {
-    const blocking = await disksDependingOnRetain(paths);
-    if (blocking.length) {
-      throw new BackupError(
-        ErrorCode.wrongStateInformation,
-        `disks ${blocking.join(', ')} still depend on the retain directory: merge first`,
+}
+
+async function observeRetain(input: VmRunInput, paths: RunPaths, files: RetainFile[]): Promise<RetainWorld> {
+  const retainDirExists = await exists(paths.layout.retainDir);
+  const ours = new Set(files.map((f) => path.basename(f.from)));
+  const strangers = retainDirExists
+    ? (await fs.readdir(paths.layout.retainDir)).filter(
+        (f) => !f.startsWith('.') && !f.endsWith('.tmp') && !ours.has(f),
+      )
+    : [];
+  const views = [];
+  for (const f of files)
+    views.push({
+      name: path.basename(f.to),
+      code: f.code,
+      atSource: await exists(f.from),
+      atDestination: await exists(f.to),
+    });
+  return {
+    vm: input.vm,
+    retainDirExists,
+    backupRootExists: await exists(input.plan.backupRoot),
+    backupDirExists: await exists(paths.layout.backupDir),
+    blocking: retainDirExists ? await disksDependingOnRetain(paths) : [],
+    files: views,
+    strangers,
+  };
+}
+
+async function retainAct(
+  input: VmRunInput,
+  paths: RunPaths,
+  files: RetainFile[],
+  a: RetainAction,
+): Promise<void> {
+  const plan = input.plan;
+  const file = files.find((f) => path.basename(f.to) === a.target);
+  switch (a.kind) {
+    case 'create-backup-dir':
+      return step(ErrorCode.cannotCreateDirectory, `create ${paths.layout.backupDir}`, () =>
+        ensureDir(paths.layout.backupDir, {
+          mode: plan.directoryPermission,
+          user: plan.directoryOwner,
+          group: plan.directoryGroup,
+        }),
       );
-    }
-    if (!(await exists(plan.backupRoot)))
-      throw new BackupError(ErrorCode.backupRootMissing, `backup root ${plan.backupRoot} does not exist`);
-    await step(ErrorCode.cannotCreateDirectory, `create ${paths.layout.backupDir}`, () =>
-      ensureDir(paths.layout.backupDir, {
-        mode: plan.directoryPermission,
-        user: plan.directoryOwner,
-        group: plan.directoryGroup,
-      }),
-    );
-    let i = 0;
-    for (const f of files) {
-      i++;
-      heartbeat({ file: path.basename(f.to), done: i - 1, of: files.length });
-      await step(f.code, `retain ${path.basename(f.from)}`, async () => {
-        if (!(await exists(f.from)) && !(await exists(f.to)))
-          throw new BackupError(ErrorCode.missingFiles, `${f.from} is missing`);
-        await moveFile(f.from, f.to, () =>
-          heartbeat({ file: path.basename(f.to), done: i - 1, of: files.length }),
-        );
-      });
-      if (f.disk) {
+    case 'move-file': {
+      const f = file!;
+      const progress = () => heartbeat({ step: 'retain', file: a.target, of: files.length });
+      // Mode and owner are set before the file appears under its final name.
+      const prepare = async (p: string) => {
+        if (!f.disk) return fs.chmod(p, 0o600);
         await step(ErrorCode.imagePermission, `permission of ${f.to}`, () =>
-          fs.chmod(f.to, plan.imagePermission),
+          fs.chmod(p, plan.imagePermission),
         );
         await step(ErrorCode.imageOwner, `owner of ${f.to}`, () =>
-          chown(f.to, plan.imageOwner, plan.imageGroup),
+          chown(p, plan.imageOwner, plan.imageGroup),
         );
-      }
-      failpoint('retain-after-file');
-    }
-    await fs.rm(path.join(paths.layout.retainDir, JOURNAL_FILE), { force: true });
-    const rest = await fs.readdir(paths.layout.retainDir);
-    if (rest.some((f) => !f.endsWith('.tmp') && !f.startsWith('.'))) {
-      throw new BackupError(
-        ErrorCode.retainNotFullyDeleted,
-        `retain directory ${paths.layout.retainDir} still holds ${rest.join(', ')}`,
+      };
+      return step(f.code, `retain ${path.basename(f.from)}`, () =>
+        moveFile(f.from, f.to, { onProgress: progress, prepare }),
       );
     }
-    await fs.rm(paths.layout.retainDir, { recursive: true, force: true });
+    case 'remove-source':
+      return step(ErrorCode.cannotRemoveFile, `remove ${file!.from}`, () => durableUnlink(file!.from));
+    case 'clear-retain-dir':
+      await fs.rm(paths.layout.retainDir, { recursive: true, force: true });
+      await syncDir(path.dirname(paths.layout.retainDir));
+      return;
   }
+}
+
+/**
+ * retain: move every file of the run from the retain directory into
+ * `<backup root>/<pool path>/<vm>/<date>/` (a rename on one filesystem, a sparse-aware
+ * copy otherwise). Refuses while a live image still depends on a retained one.
+ */
+export async function retain(deps: NodeDeps, input: VmRunInput): Promise<RetainResult> {
+  const paths = resolveRun(deps, input);
+  const files = runFiles(paths);
+  await drive({
+    step: 'retain',
+    observe: () => observeRetain(input, paths, files),
+    decide: decideRetain,
+    act: (a) => retainAct(input, paths, files, a),
+  });
   let bytes = 0;
-  for (const f of files) {
-    if (!(await exists(f.to)))
-      throw new BackupError(ErrorCode.missingFiles, `${f.to} is missing from the backup`);
-    bytes += await allocatedBytes(f.to);
-  }
+  for (const f of files) bytes += await allocatedBytes(f.to);
   return { backupDir: paths.layout.backupDir, files: files.map((f) => path.basename(f.to)), bytes };
 }
