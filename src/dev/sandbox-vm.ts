@@ -5,6 +5,7 @@ import { withDirectory, type Directory } from '../directory/connection';
 import { StoneyTree } from '../directory/dn';
 import { run } from '../hypervisor/run';
 import type { Virsh } from '../hypervisor/virsh';
+import { linuxGuestDomainXml } from './linux-guest';
 
 /**
  * A tiny VM for the demo and the tests: TCG, no guest OS (it idles in the BIOS), qcow2
@@ -25,6 +26,8 @@ export interface SandboxVmSpec {
   retainRoot: string;
   backupRoot: string;
   ramDisk?: string | undefined;
+  /** A real Linux guest that ticks on disk and console (src/dev/linux-guest.ts); give it memoryMiB >= 128. */
+  linuxGuest?: boolean | undefined;
 }
 
 export interface SandboxVm {
@@ -182,6 +185,8 @@ export async function createSandboxVm(
   }
   const xmlFile = path.join(dir, `${spec.name}-domain.xml`);
   await fs.writeFile(xmlFile, domainXml(spec.name, memoryMiB, vm.disks));
+  if (spec.linuxGuest)
+    await fs.writeFile(xmlFile, await linuxGuestDomainXml(spec.name, await fs.readFile(xmlFile, 'utf8')));
   await deps.virsh.define(xmlFile);
   await fs.rm(xmlFile);
   await withDirectory(deps.directory, (d) =>
