@@ -5,6 +5,14 @@ import { withDirectory, type Directory } from '../directory/connection';
 import { StoneyTree } from '../directory/dn';
 import { run } from '../hypervisor/run';
 import type { Virsh } from '../hypervisor/virsh';
+import {
+  checkBlobFits,
+  linkRamLoaders,
+  loaderArgs,
+  removeRamLoaders,
+  type RamBlob,
+  type RamBlobPiece,
+} from './guest-ram';
 import { linuxGuestDomainXml } from './linux-guest';
 
 /**
@@ -26,6 +34,8 @@ export interface SandboxVmSpec {
   retainRoot: string;
   backupRoot: string;
   ramDisk?: string | undefined;
+  /** Guest RAM filled with this blob at every boot (`ensureRamBlob`); absent: an idle BIOS guest's zero pages. */
+  ramData?: RamBlob | undefined;
   /** A real Linux guest that ticks on disk and console (src/dev/linux-guest.ts); give it memoryMiB >= 128. */
   linuxGuest?: boolean | undefined;
 }
@@ -37,7 +47,12 @@ export interface SandboxVm {
 
 export const SANDBOX_DISK_SIZE = 64 * 1024 * 1024;
 
-function domainXml(name: string, memoryMiB: number, disks: SandboxVm['disks']): string {
+function domainXml(
+  name: string,
+  memoryMiB: number,
+  disks: SandboxVm['disks'],
+  loaders: RamBlobPiece[] = [],
+): string {
   const diskXml = disks
     .map(
       (d) => `    <disk type='file' device='disk'>
@@ -47,7 +62,13 @@ function domainXml(name: string, memoryMiB: number, disks: SandboxVm['disks']): 
     </disk>`,
     )
     .join('\n');
-  return `<domain type='qemu'>
+  const qemuNs = loaders.length ? " xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'" : '';
+  const commandline = loaders.length
+    ? `  <qemu:commandline>\n${loaderArgs(loaders)
+        .map((a) => `    ${a}\n`)
+        .join('')}  </qemu:commandline>\n`
+    : '';
+  return `<domain type='qemu'${qemuNs}>
   <name>${name}</name>
   <memory unit='MiB'>${memoryMiB}</memory>
   <vcpu>1</vcpu>
@@ -57,7 +78,7 @@ ${diskXml}
     <console type='pty'/>
     <memballoon model='none'/>
   </devices>
-</domain>
+${commandline}</domain>
 `;
 }
 
@@ -166,6 +187,7 @@ export async function removeSandboxVm(
   for (const f of await fs.readdir(dir).catch(() => [] as string[])) {
     if (f.startsWith(`${name}-disk`)) await fs.rm(path.join(dir, f), { force: true });
   }
+  await removeRamLoaders(name);
 }
 
 /** Creates (after removing any leftover of the same name) a sandbox VM with its directory entries. */
@@ -175,6 +197,7 @@ export async function createSandboxVm(
 ): Promise<SandboxVm> {
   await removeSandboxVm(spec.name, deps, spec.pool);
   const memoryMiB = spec.memoryMiB ?? 32;
+  if (spec.ramData) checkBlobFits(spec.ramData, memoryMiB * 1024 * 1024);
   const dir = sandboxDir(deps.node, spec.pool);
   await fs.mkdir(dir, { recursive: true });
   const vm: SandboxVm = { name: spec.name, disks: [] };
@@ -184,7 +207,8 @@ export async function createSandboxVm(
     vm.disks.push({ target: `vd${String.fromCharCode(97 + i)}`, file });
   }
   const xmlFile = path.join(dir, `${spec.name}-domain.xml`);
-  await fs.writeFile(xmlFile, domainXml(spec.name, memoryMiB, vm.disks));
+  const loaders = spec.ramData ? await linkRamLoaders(spec.name, spec.ramData) : [];
+  await fs.writeFile(xmlFile, domainXml(spec.name, memoryMiB, vm.disks, loaders));
   if (spec.linuxGuest)
     await fs.writeFile(xmlFile, await linuxGuestDomainXml(spec.name, await fs.readFile(xmlFile, 'utf8')));
   await deps.virsh.define(xmlFile);
