@@ -9,6 +9,7 @@ import { run } from '../../hypervisor/run';
 import { failpoint } from './failpoints';
 import { ensureDir, exists, syncDir, writeFileAtomic } from './files';
 import { heartbeat, resolveRun, step, type NodeDeps, type RunPaths } from './context';
+import { readHead } from './read-head';
 import { PLACEHOLDER_STATE } from './snapshot';
 import type { VmRunInput } from './types';
 
@@ -57,7 +58,7 @@ export async function unretainSmallFiles(deps: NodeDeps, input: VmRunInput): Pro
     copySparse(paths.ldif.backup, paths.ldif.retained),
   );
   const backupXml = await fs.readFile(paths.xml.retained, 'utf8');
-  const head = (await fs.readFile(paths.state.backup)).subarray(0, PLACEHOLDER_STATE.length).toString('utf8');
+  const head = (await readHead(paths.state.backup, PLACEHOLDER_STATE.length)).toString('utf8');
   const backupDisks = [...fileDisks(backupXml)].map(([target, sourceFile]) => ({ target, sourceFile }));
   for (const d of backupDisks) {
     const file = path.join(paths.layout.backupDir, `${path.basename(d.sourceFile)}.${input.runDate}`);
