@@ -1,0 +1,132 @@
+import { describe, expect, it } from 'vitest';
+import { ErrorCode } from '../../src/domain/errors';
+import { decideMerge, MAX_PULLS, type MergeWorld } from '../../src/domain/steps/merge';
+import { decideRetain, type RetainWorld } from '../../src/domain/steps/retain';
+
+const next = (d: ReturnType<typeof decideMerge> | ReturnType<typeof decideRetain>) =>
+  d.kind === 'act' ? `${d.action.kind}${d.action.target ? ` ${d.action.target}` : ''}` : d.kind;
+
+const merge = (over: Partial<MergeWorld> = {}): MergeWorld => ({
+  vm: 'vm1',
+  journal: { phase: 'snapshotted', mergeStartedVm: false },
+  domain: { state: 'running', reason: 'restored' },
+  disks: [
+    { target: 'vda', dependsOnRetain: true, pulls: 0 },
+    { target: 'vdb', dependsOnRetain: true, pulls: 0 },
+  ],
+  ...over,
+});
+
+describe('decideMerge', () => {
+  it.each<[string, Partial<MergeWorld>, string]>([
+    ['refuses without a finished snapshot', { journal: undefined }, 'refuse'],
+    [
+      'refuses a snapshot still in progress',
+      { journal: { phase: 'prepared', mergeStartedVm: false } },
+      'refuse',
+    ],
+    ['starts a pull on the first pending disk', {}, 'start-pull vda'],
+    [
+      'starts the next disk while the first one pulls',
+      {
+        disks: [
+          { target: 'vda', dependsOnRetain: true, pulls: 1, job: { cur: 1, end: 9 } },
+          { target: 'vdb', dependsOnRetain: true, pulls: 0 },
+        ],
+      },
+      'start-pull vdb',
+    ],
+    [
+      'waits while every pending disk pulls (a retried merge finds the jobs of the killed one)',
+      {
+        disks: [
+          { target: 'vda', dependsOnRetain: true, pulls: 0, job: { cur: 1, end: 9 } },
+          { target: 'vdb', dependsOnRetain: true, pulls: 0, job: { cur: 2, end: 9 } },
+        ],
+      },
+      'wait',
+    ],
+    [
+      'starts a shut-off VM paused for the merge',
+      { domain: { state: 'shut off', reason: 'saved' } },
+      'start-paused',
+    ],
+    [
+      'stops again only a VM it started itself',
+      {
+        journal: { phase: 'snapshotted', mergeStartedVm: true },
+        domain: { state: 'paused', reason: 'user' },
+        disks: [{ target: 'vda', dependsOnRetain: false, pulls: 1 }],
+      },
+      'stop-vm',
+    ],
+    [
+      'leaves a paused VM it did not start alone',
+      {
+        domain: { state: 'paused', reason: 'user' },
+        disks: [{ target: 'vda', dependsOnRetain: false, pulls: 0 }],
+      },
+      'finish',
+    ],
+    ['is done once merged', { journal: { phase: 'merged', mergeStartedVm: false } }, 'done'],
+    [
+      'gives up on a pull that keeps ending without finishing',
+      { disks: [{ target: 'vda', dependsOnRetain: true, pulls: MAX_PULLS }] },
+      'refuse',
+    ],
+  ])('%s', (_, over, expected) => {
+    expect(next(decideMerge(merge(over)))).toBe(expected);
+  });
+});
+
+const file = (name: string, atSource: boolean, atDestination: boolean) => ({
+  name,
+  code: ErrorCode.copyFileToBackupFailed,
+  atSource,
+  atDestination,
+});
+
+const retain = (over: Partial<RetainWorld> = {}): RetainWorld => ({
+  vm: 'vm1',
+  retainDirExists: true,
+  backupRootExists: true,
+  backupDirExists: true,
+  blocking: [],
+  files: [file('a', true, false), file('b', true, false)],
+  strangers: [],
+  ...over,
+});
+
+describe('decideRetain', () => {
+  it.each<[string, Partial<RetainWorld>, string]>([
+    ['refuses while a live image depends on the retain directory', { blocking: ['vda'] }, 'refuse'],
+    ['refuses a missing backup root', { backupRootExists: false }, 'refuse'],
+    ['creates the backup directory', { backupDirExists: false }, 'create-backup-dir'],
+    ['moves the first file', {}, 'move-file a'],
+    [
+      'removes the source of a file copied before a crash',
+      { files: [file('a', true, true), file('b', true, false)] },
+      'remove-source a',
+    ],
+    ['moves the next file', { files: [file('a', false, true), file('b', true, false)] }, 'move-file b'],
+    ['refuses a file that is nowhere', { files: [file('a', false, false)] }, 'refuse'],
+    [
+      'refuses to remove a retain directory holding files it does not know',
+      { files: [file('a', false, true)], strangers: ['x'] },
+      'refuse',
+    ],
+    ['clears the retain directory at the end', { files: [file('a', false, true)] }, 'clear-retain-dir'],
+    [
+      'is done when every file is in the backup',
+      { retainDirExists: false, files: [file('a', false, true)] },
+      'done',
+    ],
+    [
+      'never reports a backup done that misses a file',
+      { retainDirExists: false, files: [file('a', false, false)] },
+      'refuse',
+    ],
+  ])('%s', (_, over, expected) => {
+    expect(next(decideRetain(retain(over)))).toBe(expected);
+  });
+});
