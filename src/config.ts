@@ -107,12 +107,15 @@ export interface Timing {
   nodeWaitSeconds: number;
   /** A node activity whose worker died is retried after this many seconds without heartbeat. */
   heartbeatSeconds: number;
+  /** Longest pause between two attempts of a node step (absent in runs from before it existed). */
+  retryMaxSeconds?: number | undefined;
 }
 
 export function timingFromEnv(env: Env = process.env): Timing {
   return {
     nodeWaitSeconds: seconds(env, 'VMBACKUP_NODE_WAIT_SECONDS', 120),
     heartbeatSeconds: seconds(env, 'VMBACKUP_HEARTBEAT_SECONDS', 20),
+    retryMaxSeconds: seconds(env, 'VMBACKUP_RETRY_MAX_SECONDS', 60),
   };
 }
 

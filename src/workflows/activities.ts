@@ -14,9 +14,10 @@ export const directory = proxyActivities<DirectoryActivities>({
  * Node activities on the VM's node queue, in three flavours:
  * - `probe`: the first, non-destructive step. Its schedule-to-start bound is the
  *   "node not reachable" wait: nothing else polls a node's queue.
- * - `work`: snapshot, merge, retain. No schedule-to-start bound, because once a VM is
- *   half-way through a step, a restarted worker must still finish it; heartbeats detect
- *   a dead worker and the retry continues where the world is.
+ * - `work`: snapshot, merge, retain. No schedule-to-start bound and no limit on attempts,
+ *   because once a VM is half-way through a step only its node can finish or undo it;
+ *   heartbeats detect a dead worker and the retry continues where the world is. Errors
+ *   that retrying cannot fix are business errors, raised as non-retryable failures.
  */
 export function nodeActivities(node: string, timing: Timing) {
   const taskQueue = nodeTaskQueue(node);
@@ -30,7 +31,12 @@ export function nodeActivities(node: string, timing: Timing) {
     taskQueue,
     startToCloseTimeout: '12h',
     heartbeatTimeout: `${timing.heartbeatSeconds}s`,
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s', maximumAttempts: 20 },
+    retry: {
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: `${timing.retryMaxSeconds ?? 60}s`,
+      // No maximumAttempts: unlimited.
+    },
   });
   return { probe, work };
 }

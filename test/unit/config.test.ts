@@ -126,7 +126,17 @@ describe('nodeConfig', () => {
       libvirtUri: 'qemu:///system',
       imagesRoot: '/var/virtualization',
       storageRoots: ['/var/backup', '/var/virtualization/retain'],
+      libvirtRunDir: '/run/libvirt/qemu',
     });
+  });
+
+  it('reads where libvirt keeps the QEMU pid files, and refuses a relative path', () => {
+    expect(nodeConfig({ ...env, VMBACKUP_LIBVIRT_RUN_DIR: '/var/run/libvirt/qemu/' }).libvirtRunDir).toBe(
+      '/var/run/libvirt/qemu',
+    );
+    expect(configErrorOf(() => nodeConfig({ ...env, VMBACKUP_LIBVIRT_RUN_DIR: 'run/qemu' }))).toContain(
+      'VMBACKUP_LIBVIRT_RUN_DIR',
+    );
   });
 
   it('normalises the images root and strips trailing slashes', () => {
@@ -172,25 +182,30 @@ describe('nodeConfig', () => {
 });
 
 describe('timingFromEnv', () => {
-  it('defaults to 120 s node wait and 20 s heartbeat', () => {
-    expect(timingFromEnv({})).toEqual({ nodeWaitSeconds: 120, heartbeatSeconds: 20 });
+  it('defaults to 120 s node wait, 20 s heartbeat and at most 60 s between attempts', () => {
+    expect(timingFromEnv({})).toEqual({ nodeWaitSeconds: 120, heartbeatSeconds: 20, retryMaxSeconds: 60 });
   });
 
   it('treats empty variables as unset', () => {
     expect(timingFromEnv({ VMBACKUP_NODE_WAIT_SECONDS: '', VMBACKUP_HEARTBEAT_SECONDS: '' })).toEqual({
       nodeWaitSeconds: 120,
       heartbeatSeconds: 20,
+      retryMaxSeconds: 60,
     });
   });
 
   it('reads each value from its own variable', () => {
-    expect(timingFromEnv({ VMBACKUP_NODE_WAIT_SECONDS: '5', VMBACKUP_HEARTBEAT_SECONDS: '2.5' })).toEqual({
-      nodeWaitSeconds: 5,
-      heartbeatSeconds: 2.5,
-    });
+    expect(
+      timingFromEnv({
+        VMBACKUP_NODE_WAIT_SECONDS: '5',
+        VMBACKUP_HEARTBEAT_SECONDS: '2.5',
+        VMBACKUP_RETRY_MAX_SECONDS: '1',
+      }),
+    ).toEqual({ nodeWaitSeconds: 5, heartbeatSeconds: 2.5, retryMaxSeconds: 1 });
     expect(timingFromEnv({ VMBACKUP_HEARTBEAT_SECONDS: '7' })).toEqual({
       nodeWaitSeconds: 120,
       heartbeatSeconds: 7,
+      retryMaxSeconds: 60,
     });
   });
 
