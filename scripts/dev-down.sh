@@ -4,8 +4,11 @@
 #   - test and demo VMs (libvirt domains named vmbt-* or demo-*): destroyed and
 #     undefined, whether or not dev-up started libvirtd;
 #   - libvirtd and virtlogd, only if dev-up started them (.dev/started-libvirt).
-# State under .dev/ (Temporal DB, LDAP data, images) is kept.
-# Usage: bash scripts/dev-down.sh
+# State is kept: under .dev/ (Temporal DB, LDAP data) and in this checkout's data
+# directory /var/lib/vmbackup-dev/<hash>/ (images, retained and backed-up files).
+# With --purge the data directory goes too (deleting the checkout does not remove it),
+# unless a VM that is left defined still uses a file in it.
+# Usage: bash scripts/dev-down.sh [--purge]
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -82,14 +85,74 @@ stop_libvirt_daemon() {
   fi
 }
 
+# Prints the libvirt domains whose XML names a file in the data directory: asks
+# libvirtd, or reads the persistent definitions when it does not run.
+domains_using_data() {
+  local name file
+  if command -v virsh >/dev/null 2>&1 && pgrep -x libvirtd >/dev/null; then
+    while IFS= read -r name; do
+      [[ -n "$name" ]] || continue
+      if virsh -c "$LIBVIRT_URI" dumpxml -- "$name" 2>/dev/null | grep -qF -- "$VMBACKUP_DATA/"; then
+        printf '%s\n' "$name"
+      fi
+    done < <(timeout 20 virsh -c "$LIBVIRT_URI" list --all --name 2>/dev/null || true)
+    return 0
+  fi
+  for file in /etc/libvirt/qemu/*.xml; do
+    if [[ -f "$file" ]] && grep -qF -- "$VMBACKUP_DATA/" "$file"; then
+      basename -- "$file" .xml
+    fi
+  done
+}
+
+# Removes this checkout's data directory, and the VM-visible directories that dev-up
+# kept in .dev/ before they moved out of the repository.
+purge_data() {
+  local sub
+  for sub in "${VMBACKUP_DATA_SUBDIRS[@]}"; do
+    if [[ -d "$VMBACKUP_DEV/$sub" && ! -L "$VMBACKUP_DEV/$sub" ]]; then
+      rm -rf -- "${VMBACKUP_DEV:?}/$sub"
+      log "removed $VMBACKUP_DEV/$sub (old layout)"
+    fi
+  done
+  if [[ ! -d "$VMBACKUP_DATA" ]]; then
+    rm -f -- "$VMBACKUP_DEV/data"
+    return 0
+  fi
+  local -a users
+  mapfile -t users < <(domains_using_data)
+  if ((${#users[@]} > 0)); then
+    warn "$VMBACKUP_DATA kept: still used by ${users[*]}"
+    return 0
+  fi
+  rm -rf -- "$VMBACKUP_DATA"
+  rm -f -- "$VMBACKUP_DEV/data"
+  rmdir -- "$VMBACKUP_DATA_BASE" 2>/dev/null || true
+  log "removed $VMBACKUP_DATA"
+}
+
 main() {
+  local purge=0
+  case "${1:-}" in
+    "") ;;
+    --purge) purge=1 ;;
+    *) die "usage: bash scripts/dev-down.sh [--purge]" ;;
+  esac
   require_root "dev-down"
   stop_by_pidfile "$VMBACKUP_DEV/temporal.pid" temporal Temporal
   stop_by_pidfile "$VMBACKUP_DEV/slapd/slapd.pid" slapd slapd
   remove_test_domains
+  # Before libvirtd may stop: purge asks it which VMs still use the data directory.
+  if ((purge)); then
+    purge_data
+  fi
   stop_libvirt_daemon libvirtd
   stop_libvirt_daemon virtlogd
-  log "dev services down (state kept in .dev/)"
+  if ((purge)); then
+    log "dev services down (state kept in .dev/)"
+  else
+    log "dev services down (state kept in .dev/ and $VMBACKUP_DATA; --purge removes the latter)"
+  fi
 }
 
 main "$@"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Starts the embedded development services, idempotently (what already runs is
-# left alone), with all state under .dev/ in the repository:
+# left alone), with their state under .dev/ in the repository:
 #   - Temporal dev server   127.0.0.1:7233 (gRPC), http://127.0.0.1:8233 (UI)
 #   - a private slapd       ldap://127.0.0.1:3389, suffix o=stepping-stone,c=ch
 #   - libvirtd + virtlogd   qemu:///system (started only if not running)
+# creates the directories QEMU must reach (images, retain, backup, RAM disk) in
+# /var/lib/vmbackup-dev/<hash of the checkout's path>/, outside the repository,
 # and writes .dev/env (shell-sourceable `export` lines) for the code and tests.
 #
 # Environment: LDAP_BIND_PASSWORD (default vmbackup-dev) sets the rootpw of the
@@ -240,6 +242,11 @@ start_slapd() {
   local pid
   if pid="$(pid_running "$SLAPD_PID" slapd)"; then
     log "slapd: already running (pid $pid)"
+  elif slapd_ready; then
+    # Another checkout's dev slapd (same suffix and credentials): share it, as with Temporal.
+    warn "slapd: a server not started by this checkout's dev-up already answers on $LDAP_URL; using it"
+    ensure_ldap_skeleton
+    return 0
   elif port_open "$LDAP_HOST" "$LDAP_PORT"; then
     die "slapd: port $LDAP_PORT is in use by another program"
   else
@@ -299,6 +306,46 @@ start_libvirt() {
   log "libvirt: $LIBVIRT_URI ready"
 }
 
+# ------------------------------------------------------- VM-visible files ---
+
+# The user QEMU runs as under qemu:///system (Debian: libvirt-qemu, Fedora: qemu).
+qemu_user() {
+  local user
+  for user in libvirt-qemu qemu; do
+    if id -u -- "$user" >/dev/null 2>&1; then
+      printf '%s' "$user"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Creates the per-checkout data directory and its roots. Every directory from / down
+# to the roots must be traversable by QEMU's user, or libvirt fails with "Cannot access
+# storage file ... Permission denied"; the repository and the home it lies in are left
+# as they are.
+prepare_data_dir() {
+  local sub user dir
+  local -a dirs=("$VMBACKUP_DATA_BASE" "$VMBACKUP_DATA")
+  for sub in "${VMBACKUP_DATA_SUBDIRS[@]}"; do
+    dirs+=("$VMBACKUP_DATA/$sub")
+  done
+  mkdir -p -- "${dirs[@]}"
+  chmod 0755 -- "${dirs[@]}"
+  # Which checkout a data directory belongs to, for whoever finds it later.
+  printf '%s\n' "$VMBACKUP_REPO" >"$VMBACKUP_DATA/checkout"
+  ln -sfn -- "$VMBACKUP_DATA" "$VMBACKUP_DEV/data"
+  if ! user="$(qemu_user)"; then
+    warn "no libvirt-qemu or qemu user; not checking that QEMU can reach $VMBACKUP_DATA"
+    return 0
+  fi
+  for dir in "${dirs[@]}"; do
+    if ! runuser -u "$user" -- test -x "$dir"; then
+      die "QEMU's user $user cannot traverse to $dir; make every directory above it searchable (o+x)"
+    fi
+  done
+}
+
 # --------------------------------------------------------------- env file ---
 
 write_env() {
@@ -317,11 +364,11 @@ write_env() {
       "LDAP_BIND_PASSWORD=$LDAP_BIND_PASSWORD" \
       "LDAP_BASE_DN=$LDAP_BASE_DN" \
       "LIBVIRT_URI=$LIBVIRT_URI" \
-      "VMBACKUP_IMAGES_ROOT=$VMBACKUP_DEV/virtualization" \
-      "VMBACKUP_RETAIN_ROOT=$VMBACKUP_DEV/retain" \
-      "VMBACKUP_BACKUP_ROOT=$VMBACKUP_DEV/backup" \
-      "VMBACKUP_RAMDISK=$VMBACKUP_DEV/ramdisk" \
-      "VMBACKUP_STORAGE_ROOTS=$VMBACKUP_DEV/retain:$VMBACKUP_DEV/backup:$VMBACKUP_DEV/ramdisk"; do
+      "VMBACKUP_IMAGES_ROOT=$VMBACKUP_DATA/virtualization" \
+      "VMBACKUP_RETAIN_ROOT=$VMBACKUP_DATA/retain" \
+      "VMBACKUP_BACKUP_ROOT=$VMBACKUP_DATA/backup" \
+      "VMBACKUP_RAMDISK=$VMBACKUP_DATA/ramdisk" \
+      "VMBACKUP_STORAGE_ROOTS=$VMBACKUP_DATA/retain:$VMBACKUP_DATA/backup:$VMBACKUP_DATA/ramdisk"; do
       name="${pair%%=*}"
       printf 'export %s=%s\n' "$name" "$(shell_quote "${pair#*=}")"
     done
@@ -334,8 +381,8 @@ main() {
   local started=$SECONDS
   bash "$VMBACKUP_REPO/scripts/setup.sh"
   require_root "dev-up"
-  mkdir -p -- "$VMBACKUP_DEV" "$VMBACKUP_DEV/virtualization" "$VMBACKUP_DEV/retain" \
-    "$VMBACKUP_DEV/backup" "$VMBACKUP_DEV/ramdisk"
+  mkdir -p -- "$VMBACKUP_DEV"
+  prepare_data_dir
   start_temporal
   start_slapd
   start_libvirt
@@ -344,7 +391,7 @@ main() {
   log "  Temporal   $TEMPORAL_IP:$TEMPORAL_PORT namespace $TEMPORAL_NAMESPACE, UI http://$TEMPORAL_IP:$TEMPORAL_UI_PORT (log .dev/temporal.log)"
   log "  LDAP       $LDAP_URL base $LDAP_BASE_DN bind $LDAP_BIND_DN"
   log "  libvirt    $LIBVIRT_URI"
-  log "  files      .dev/virtualization .dev/retain .dev/backup .dev/ramdisk"
+  log "  files      $VMBACKUP_DATA/{virtualization,retain,backup,ramdisk} (.dev/data)"
   log "  env        $VMBACKUP_DEV/env  (set -a; . .dev/env; set +a)"
 }
 

