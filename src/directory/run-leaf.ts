@@ -30,6 +30,13 @@ export async function initializeLeaf(
   });
 }
 
+/**
+ * The run's backup directory is kept in the leaf's `description` (a MAY attribute of
+ * organizationalUnit; the portal reads only the sstProvisioning* attributes), marked so
+ * that other descriptions are left alone.
+ */
+export const BACKUP_DIR_DESCRIPTION = 'vmbackup backup directory: ';
+
 export async function updateLeaf(
   dir: Directory,
   tree: StoneyTree,
@@ -43,16 +50,24 @@ export async function updateLeaf(
     sstProvisioningState: update.state === 'now' ? formatRunDate(now) : '0',
   };
   if (update.returnValue !== undefined) values['sstProvisioningReturnValue'] = String(update.returnValue);
-  if (update.executionTimes?.length) {
+  const times = update.executionTimes?.length ? update.executionTimes : undefined;
+  const current =
+    times || update.backupDir !== undefined
+      ? ((await dir.read(tree.runLeaf(vm, runDate), ['sstProvisioningExecutionTime', 'description']))
+          ?.attributes ?? {})
+      : {};
+  if (times) {
     // Keep the times of earlier steps: each step adds its own labels.
-    const current =
-      (await dir.read(tree.runLeaf(vm, runDate), ['sstProvisioningExecutionTime']))?.attributes[
-        'sstprovisioningexecutiontime'
-      ] ?? [];
-    const labels = new Set(update.executionTimes.map((t) => t.split(':')[0]));
+    const labels = new Set(times.map((t) => t.split(':')[0]));
     values['sstProvisioningExecutionTime'] = [
-      ...current.filter((t) => !labels.has(t.split(':')[0])),
-      ...update.executionTimes,
+      ...(current['sstprovisioningexecutiontime'] ?? []).filter((t) => !labels.has(t.split(':')[0])),
+      ...times,
+    ];
+  }
+  if (update.backupDir !== undefined) {
+    values['description'] = [
+      ...(current['description'] ?? []).filter((d) => !d.startsWith(BACKUP_DIR_DESCRIPTION)),
+      BACKUP_DIR_DESCRIPTION + update.backupDir,
     ];
   }
   await dir.replace(tree.runLeaf(vm, runDate), values);
@@ -64,6 +79,8 @@ export interface LeafState {
   state: string;
   returnValue: number | undefined;
   executionTimes: string[];
+  /** The backup directory the run recorded; undefined on leaves from before the record. */
+  backupDir: string | undefined;
 }
 
 export async function readLeaves(dir: Directory, tree: StoneyTree, vm: string): Promise<LeafState[]> {
@@ -78,6 +95,9 @@ export async function readLeaves(dir: Directory, tree: StoneyTree, vm: string): 
           ? Number(a['sstprovisioningreturnvalue'][0])
           : undefined,
       executionTimes: [...(a['sstprovisioningexecutiontime'] ?? [])],
+      backupDir: a['description']
+        ?.find((d) => d.startsWith(BACKUP_DIR_DESCRIPTION))
+        ?.slice(BACKUP_DIR_DESCRIPTION.length),
     }))
     .sort((x, y) => x.runDate.localeCompare(y.runDate));
 }

@@ -18,6 +18,8 @@ export interface LeafUpdate {
   state: '0' | 'now';
   returnValue?: number | undefined;
   executionTimes?: string[] | undefined;
+  /** Where the run's files went, recorded when retained so that retention deletes exactly them. */
+  backupDir?: string | undefined;
 }
 
 export function goUpdate(step: BackupStep): LeafUpdate {

@@ -162,7 +162,12 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
   let retained;
   try {
     retained = await work.retain(run);
-    await directory.updateRun(vm, runDate, doneUpdate('retain'));
+    // Recorded on the leaf so that retention later deletes what this run wrote, wherever
+    // the plan then points.
+    const done = patched(BACKUP_DIR_ON_LEAF)
+      ? { ...doneUpdate('retain'), backupDir: retained.backupDir }
+      : doneUpdate('retain');
+    await directory.updateRun(vm, runDate, done);
   } catch (err) {
     return fail('retain', err);
   }
@@ -183,6 +188,9 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
   };
 }
 
+/** Patch: the leaf records its backup directory, and retention deletes that one. */
+const BACKUP_DIR_ON_LEAF = 'backup-dir-on-leaf';
+
 export interface RetentionOutcome {
   deleted: string[];
   error?: string | undefined;
@@ -191,7 +199,8 @@ export interface RetentionOutcome {
 /**
  * Keeps the plan's number of complete backups, following the delete protocol on each
  * leaf (`delete` → `deleting` → `deleted`, then the leaf goes). A failure here does not
- * fail the backup that just finished: it is reported and the next run tries again.
+ * fail the backup that just finished: it is reported, and a backup that could not be
+ * deleted keeps its leaf (`deleting`, with the error code) for an operator.
  */
 async function applyRetention(
   vm: string,
@@ -199,6 +208,7 @@ async function applyRetention(
   work: ReturnType<typeof nodeActivities>['work'],
 ): Promise<RetentionOutcome> {
   const deleted: string[] = [];
+  const fromRecord = patched(BACKUP_DIR_ON_LEAF);
   try {
     const runs = await directory.listRuns(vm);
     const expired = expiredBackups(
@@ -208,7 +218,20 @@ async function applyRetention(
     for (const date of expired) {
       await directory.updateRun(vm, date, { mode: 'delete', state: '0' });
       await directory.updateRun(vm, date, { mode: 'deleting', state: '0' });
-      await work.deleteBackup({ ...run, runDate: date });
+      if (fromRecord) {
+        const backupDir = runs.find((r) => r.runDate === date)?.backupDir;
+        try {
+          await work.deleteBackup({ ...run, runDate: date, backupDir });
+        } catch (err) {
+          // The leaf stays, carrying the error code, until an operator looks: removing it
+          // would orphan a backup that could not be deleted.
+          const code = summarizeFailure(err).code;
+          await directory.updateRun(vm, date, { mode: 'deleting', state: '0', returnValue: code });
+          throw err;
+        }
+      } else {
+        await work.deleteBackup({ ...run, runDate: date });
+      }
       await directory.updateRun(vm, date, { mode: 'deleted', state: 'now', returnValue: 0 });
       await directory.removeRun(vm, date);
       deleted.push(date);

@@ -3,6 +3,7 @@ import { withDirectory } from '../../directory/connection';
 import { StoneyTree } from '../../directory/dn';
 import { initializeLeaf, readLeaves, updateLeaf, type LeafState } from '../../directory/run-leaf';
 import { exportVmLdif, readPlan, readVm } from '../../directory/vm-directory';
+import { BackupError, ErrorCode } from '../../domain/errors';
 import { assertRunDate, assertVmName } from '../../domain/names';
 import type { BackupPlan } from '../../domain/plan';
 import type { LeafUpdate } from '../../domain/protocol';
@@ -80,6 +81,13 @@ export function createDirectoryActivities(config: DirectoryConfig) {
     updateRun: asFailure(async (vm: string, runDate: string, update: LeafUpdate): Promise<void> => {
       assertVmName(vm);
       assertRunDate(runDate);
+      const dir: unknown = update.backupDir;
+      if (dir !== undefined && (typeof dir !== 'string' || !dir.startsWith('/') || /[\0\n\r]/.test(dir))) {
+        throw new BackupError(
+          ErrorCode.unsupportedConfigurationValue,
+          `backup directory ${JSON.stringify(dir)} is not an absolute path`,
+        );
+      }
       await directory((dir) => updateLeaf(dir, tree, vm, runDate, update, new Date()));
     }),
     loadRestoreTarget: asFailure(async (vm: string, backup: string | undefined): Promise<RestoreTarget> => {
