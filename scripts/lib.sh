@@ -29,9 +29,9 @@ cd -- "$VMBACKUP_REPO"
 }
 
 # Debian packages the project needs on the machine.
-APT_PACKAGES=(qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients slapd ldap-utils)
+APT_PACKAGES=(qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients slapd ldap-utils strace)
 # Commands those packages provide (used where dpkg is not available).
-REQUIRED_COMMANDS=(qemu-img qemu-system-x86_64 libvirtd virtlogd virsh slapd slapadd slappasswd ldapsearch ldapadd)
+REQUIRED_COMMANDS=(qemu-img qemu-system-x86_64 libvirtd virtlogd virsh slapd slapadd slappasswd ldapsearch ldapadd strace)
 
 log() {
   printf '[vmbackup] %s\n' "$*"
@@ -112,8 +112,8 @@ explain_non_debian() {
     printf '[vmbackup] ERROR: %s is not Debian; install these yourself and rerun:\n' "$(os_name)"
     printf '[vmbackup]   missing commands: %s\n' "${missing_cmds[*]}"
     printf '[vmbackup]   Debian/Ubuntu packages: %s python3 python3-venv\n' "${APT_PACKAGES[*]}"
-    printf '[vmbackup]   Fedora/RHEL packages:   qemu-img qemu-system-x86 libvirt-daemon-kvm libvirt-client openldap-servers openldap-clients python3\n'
-    printf '[vmbackup]   Arch packages:          qemu-img qemu-system-x86 libvirt openldap python\n'
+    printf '[vmbackup]   Fedora/RHEL packages:   qemu-img qemu-system-x86 libvirt-daemon-kvm libvirt-client openldap-servers openldap-clients strace python3\n'
+    printf '[vmbackup]   Arch packages:          qemu-img qemu-system-x86 libvirt openldap strace python\n'
     printf '[vmbackup]   Node.js >= 20.3 with npm is needed as well.\n'
   } >&2
   exit 1
