@@ -1,4 +1,4 @@
-import { condition, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { condition, patched, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { ConfigTexts } from '../activities/directory';
 import type { VmRunInput } from '../activities/node/types';
 import type { Timing } from '../config';
@@ -37,6 +37,8 @@ export interface RestoreVmResult {
   reason?: string | undefined;
   /** libvirt state of the VM at the end. */
   state?: string | undefined;
+  /** Live images kept aside because the VM was left off: remove them once it is known good. */
+  keptAside?: string[] | undefined;
 }
 
 const go = (mode: string): LeafUpdate => ({ mode, state: '0' });
@@ -198,6 +200,7 @@ export async function restoreVm(input: RestoreVmInput): Promise<RestoreVmResult>
   await leaf(go('restore'));
   await leaf(go('restoring'));
   let state: string;
+  let keptAside: string[] | undefined;
   try {
     const resolved = await directory.resolveRestore(texts, status.conflicts, chosen);
     await directory.writeVmEntries(vm, resolved.entries);
@@ -209,11 +212,14 @@ export async function restoreVm(input: RestoreVmInput): Promise<RestoreVmResult>
       shutdownSeconds: input.shutdownSeconds ?? 60,
     });
     state = restored.state;
+    keptAside = restored.keptAside;
   } catch (err) {
     return fail('restoring', err, false);
   }
+  // The node keeps a marker of the finished restore until the workflow has its result.
+  if (patched('forget-restore-marker')) await work.cleanRestore(run);
   await leaf(done('restored'));
   await leaf({ mode: 'finished', state: 'now', returnValue: 0 });
   status.stage = 'finished';
-  return { vm, backup, outcome: 'restored', state };
+  return { vm, backup, outcome: 'restored', state, ...(keptAside ? { keptAside } : {}) };
 }

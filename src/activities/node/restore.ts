@@ -4,12 +4,28 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BackupError, ErrorCode } from '../../domain/errors';
 import { fileDisks } from '../../domain/domain-xml';
 import { confine } from '../../domain/paths';
+import {
+  decideRestore,
+  decideUnretain,
+  type RestoreAction,
+  type RestoreWorld,
+  type UnretainAction,
+  type UnretainWorld,
+} from '../../domain/steps/restore';
 import { check } from '../../hypervisor/qemu-img';
-import { run } from '../../hypervisor/run';
-import { failpoint } from './failpoints';
-import { ensureDir, exists, syncDir, writeFileAtomic } from './files';
-import { heartbeat, resolveRun, step, type NodeDeps, type RunPaths } from './context';
+import { drive } from './drive';
+import {
+  durableCopy,
+  durableRename,
+  durableUnlink,
+  ensureDir,
+  exists,
+  syncDir,
+  writeFileAtomic,
+} from './files';
+import { observeDomain } from './observe';
 import { readHead } from './read-head';
+import { resolveRun, step, type NodeDeps, type RunPaths } from './context';
 import { PLACEHOLDER_STATE } from './snapshot';
 import type { VmRunInput } from './types';
 
@@ -31,33 +47,90 @@ export interface RestoreMachineInput extends VmRunInput {
   shutdownSeconds: number;
 }
 
-const RESTORE_XML = 'restore.xml';
-const PRESERVED = '.pre-restore';
-
-async function copySparse(src: string, dst: string): Promise<void> {
-  if (await exists(dst)) return;
-  const part = `${dst}.part`;
-  await run('cp', ['--sparse=always', '--preserve=mode,timestamps', '--', src, part]);
-  await fs.rename(part, dst);
-  await syncDir(path.dirname(dst));
+export interface RestoreMachineResult {
+  state: string;
+  /** Live images kept aside because the VM was left off: an operator may remove them. */
+  keptAside?: string[] | undefined;
 }
 
-function backupFiles(paths: RunPaths) {
-  return [paths.state.backup, paths.xml.backup, paths.ldif.backup];
+const RESTORE_XML = 'restore.xml';
+const RESTORE_JOURNAL = '.vmbackup-restore.json';
+
+/** Written when a restore of this backup finished; the retain directory is gone then. */
+const finishedMarker = (paths: RunPaths) => `${paths.layout.retainDir}.restored`;
+
+interface UnretainFile {
+  from: string;
+  to: string;
+  image: boolean;
+}
+
+async function observeUnretain(paths: RunPaths, files: UnretainFile[], vm: string): Promise<UnretainWorld> {
+  const views = [];
+  for (const f of files)
+    views.push({ name: path.basename(f.to), atBackup: await exists(f.from), atRetain: await exists(f.to) });
+  return {
+    vm,
+    staleMarker: await exists(finishedMarker(paths)),
+    retainDirExists: await exists(paths.layout.retainDir),
+    files: views,
+  };
+}
+
+/** Copies each file into the retain directory; an image is checked before it gets its name. */
+async function unretain(
+  stepName: 'unretain-small' | 'unretain-large',
+  paths: RunPaths,
+  files: UnretainFile[],
+  vm: string,
+): Promise<void> {
+  await drive({
+    step: stepName,
+    observe: () => observeUnretain(paths, files, vm),
+    decide: decideUnretain,
+    act: async (a: UnretainAction) => {
+      switch (a.kind) {
+        case 'clear-marker':
+          return durableUnlink(finishedMarker(paths));
+        case 'create-retain-dir':
+          return ensureDir(paths.layout.retainDir, { mode: 0o755 });
+        case 'copy-file': {
+          const f = files.find((x) => path.basename(x.to) === a.target)!;
+          return step(ErrorCode.copyFileToBackupFailed, `copy ${path.basename(f.from)}`, () =>
+            durableCopy(f.from, f.to, {
+              prepare: async (part) => {
+                if (!f.image) return fs.chmod(part, 0o600);
+                const result = await check(part);
+                if (!result.ok)
+                  throw new BackupError(
+                    ErrorCode.corruptImage,
+                    `backup image ${f.from} is corrupt: ${result.output}`,
+                  );
+              },
+            }),
+          );
+        }
+      }
+    },
+  });
 }
 
 /** unretain small files: copy the backup's XML and LDIF into the retain directory. */
 export async function unretainSmallFiles(deps: NodeDeps, input: VmRunInput): Promise<SmallFiles> {
   const paths = resolveRun(deps, input);
-  for (const f of backupFiles(paths)) {
-    if (!(await exists(f))) throw new BackupError(ErrorCode.missingFiles, `backup file ${f} is missing`);
-  }
-  await ensureDir(paths.layout.retainDir);
-  await step(ErrorCode.cannotSaveXml, 'copy the XML', () => copySparse(paths.xml.backup, paths.xml.retained));
-  await step(ErrorCode.cannotSaveDirectoryEntry, 'copy the LDIF', () =>
-    copySparse(paths.ldif.backup, paths.ldif.retained),
+  if (!(await exists(paths.state.backup)))
+    throw new BackupError(ErrorCode.missingFiles, `backup file ${paths.state.backup} is missing`);
+  await unretain(
+    'unretain-small',
+    paths,
+    [
+      { from: paths.xml.backup, to: paths.xml.retained, image: false },
+      { from: paths.ldif.backup, to: paths.ldif.retained, image: false },
+    ],
+    input.vm,
   );
   const backupXml = await fs.readFile(paths.xml.retained, 'utf8');
+  // Only the head: a state file holds the guest's whole RAM.
   const head = (await readHead(paths.state.backup, PLACEHOLDER_STATE.length)).toString('utf8');
   const backupDisks = [...fileDisks(backupXml)].map(([target, sourceFile]) => ({ target, sourceFile }));
   for (const d of backupDisks) {
@@ -82,35 +155,76 @@ export async function unretainSmallFiles(deps: NodeDeps, input: VmRunInput): Pro
  */
 export async function unretainLargeFiles(deps: NodeDeps, input: VmRunInput): Promise<{ bytes: number }> {
   const paths = resolveRun(deps, input);
-  await ensureDir(paths.layout.retainDir);
-  let bytes = 0;
   const files = [
     { from: paths.state.backup, to: paths.state.retained, image: false },
     ...paths.disks.map((d) => ({ from: d.backup, to: d.retained, image: true })),
   ];
-  for (const [i, f] of files.entries()) {
-    heartbeat({ file: path.basename(f.to), done: i, of: files.length });
-    if (!(await exists(f.from)) && !(await exists(f.to)))
-      throw new BackupError(ErrorCode.missingFiles, `backup file ${f.from} is missing`);
-    await step(ErrorCode.copyFileToBackupFailed, `copy ${path.basename(f.from)}`, () =>
-      copySparse(f.from, f.to),
-    );
-    if (f.image) {
-      const result = await check(f.to);
-      if (!result.ok) {
-        await fs.rm(f.to, { force: true });
-        throw new BackupError(ErrorCode.corruptImage, `backup image ${f.from} is corrupt: ${result.output}`);
-      }
-    }
-    bytes += (await fs.stat(f.to)).size;
-    failpoint('unretain-after-file');
-  }
+  await unretain('unretain-large', paths, files, input.vm);
+  let bytes = 0;
+  for (const f of files) bytes += (await fs.stat(f.to)).size;
   return { bytes };
+}
+
+interface RestoreJournal {
+  /** Names this restore's kept-aside images, so that an older restore's are never taken for ours. */
+  token: string;
+  defined: boolean;
+}
+
+async function readRestoreJournal(paths: RunPaths): Promise<RestoreJournal | undefined> {
+  try {
+    return JSON.parse(
+      await fs.readFile(path.join(paths.layout.retainDir, RESTORE_JOURNAL), 'utf8'),
+    ) as RestoreJournal;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+const writeRestoreJournal = (paths: RunPaths, j: RestoreJournal) =>
+  writeFileAtomic(path.join(paths.layout.retainDir, RESTORE_JOURNAL), JSON.stringify(j) + '\n', 0o600);
+
+interface Move {
+  target: string;
+  retained: string;
+  live: string;
+}
+
+const keptAsideName = (live: string, token: string) => `${live}.pre-restore-${token}`;
+
+async function observeRestore(
+  deps: NodeDeps,
+  input: RestoreMachineInput,
+  paths: RunPaths,
+  moves: Move[],
+): Promise<RestoreWorld & { journal?: RestoreJournal | undefined }> {
+  const journal = await readRestoreJournal(paths);
+  const disks = [];
+  for (const m of moves)
+    disks.push({
+      target: m.target,
+      retained: await exists(m.retained),
+      live: await exists(m.live),
+      keptAside: !!journal && (await exists(keptAsideName(m.live, journal.token))),
+    });
+  return {
+    vm: input.vm,
+    journal,
+    begun: !!journal,
+    finished: await exists(finishedMarker(paths)),
+    retainDirExists: await exists(paths.layout.retainDir),
+    domain: await observeDomain(deps.virsh, input.vm),
+    disks,
+    stateRetained: await exists(paths.state.retained),
+    defined: !!journal?.defined,
+    withState: input.withState,
+    startAfter: input.startAfter,
+  };
 }
 
 async function stopVm(deps: NodeDeps, vm: string, seconds: number): Promise<void> {
   let state = await deps.virsh.state(vm);
-  if (state === undefined || state === 'shut off') return;
   if (state === 'running') {
     await deps.virsh.shutdown(vm).catch(() => undefined);
     for (let i = 0; i < seconds * 4 && state !== 'shut off'; i++) {
@@ -118,7 +232,64 @@ async function stopVm(deps: NodeDeps, vm: string, seconds: number): Promise<void
       state = await deps.virsh.state(vm);
     }
   }
-  if (state !== 'shut off') await deps.virsh.destroy(vm);
+  if (state !== 'shut off' && state !== undefined) await deps.virsh.destroy(vm);
+}
+
+async function restoreAct(
+  deps: NodeDeps,
+  input: RestoreMachineInput,
+  paths: RunPaths,
+  moves: Move[],
+  a: RestoreAction,
+  w: RestoreWorld & { journal?: RestoreJournal | undefined },
+): Promise<void> {
+  const xmlFile = path.join(paths.layout.retainDir, RESTORE_XML);
+  const m = moves.find((x) => x.target === a.target);
+  const journal = w.journal!;
+  switch (a.kind) {
+    case 'begin':
+      await writeFileAtomic(xmlFile, input.xml, 0o600);
+      return writeRestoreJournal(paths, { token: String(Date.now()), defined: false });
+    case 'stop-vm':
+      return step(ErrorCode.cannotRestoreMachine, `stop ${input.vm}`, () =>
+        stopVm(deps, input.vm, input.shutdownSeconds),
+      );
+    case 'keep-aside':
+      return step(ErrorCode.cannotRenameImage, `keep ${m!.live} aside`, () =>
+        durableRename(m!.live, keptAsideName(m!.live, journal.token)),
+      );
+    case 'place-image':
+      return step(ErrorCode.cannotRenameImage, `put the backed-up ${m!.target} in place`, async () => {
+        await ensureDir(path.dirname(m!.live));
+        await durableRename(m!.retained, m!.live);
+      });
+    case 'define':
+      await step(ErrorCode.cannotDefine, `define ${input.vm} from the resolved XML`, () =>
+        deps.virsh.define(xmlFile),
+      );
+      return writeRestoreJournal(paths, { ...journal, defined: true });
+    case 'restore-from-state':
+      return step(ErrorCode.cannotRestoreMachine, `restore ${input.vm} from its state`, () =>
+        deps.virsh.restore(paths.state.retained, xmlFile),
+      );
+    case 'start-vm':
+      return step(ErrorCode.cannotStart, `start ${input.vm}`, () => deps.virsh.start(input.vm));
+    case 'finish': {
+      const active = w.domain.state === 'running' || w.domain.state === 'paused';
+      const kept = journal ? moves.map((x) => keptAsideName(x.live, journal.token)) : [];
+      // The old images go only once the restored VM runs: for a VM left off they stay for an operator.
+      const left: string[] = [];
+      for (const k of kept) {
+        if (!(await exists(k))) continue;
+        if (active) await durableUnlink(k);
+        else left.push(k);
+      }
+      await writeFileAtomic(finishedMarker(paths), JSON.stringify({ keptAside: left }) + '\n', 0o600);
+      await fs.rm(paths.layout.retainDir, { recursive: true, force: true });
+      await syncDir(path.dirname(paths.layout.retainDir));
+      return;
+    }
+  }
 }
 
 /**
@@ -127,9 +298,11 @@ async function stopVm(deps: NodeDeps, vm: string, seconds: number): Promise<void
  * state with that XML — or leave it defined and off, or start it, for a VM that was off.
  * The domain is never undefined, and re-running after a crash finishes the job.
  */
-export async function restoreMachine(deps: NodeDeps, input: RestoreMachineInput): Promise<{ state: string }> {
+export async function restoreMachine(
+  deps: NodeDeps,
+  input: RestoreMachineInput,
+): Promise<RestoreMachineResult> {
   const paths = resolveRun(deps, input);
-  const xmlFile = path.join(paths.layout.retainDir, RESTORE_XML);
   const targets = fileDisks(input.xml);
   const moves = paths.disks.map((d) => {
     const live = targets.get(d.target);
@@ -141,70 +314,22 @@ export async function restoreMachine(deps: NodeDeps, input: RestoreMachineInput)
       live: confine(live, [deps.config.imagesRoot], `disk ${d.target}`),
     };
   });
-  const current = await deps.virsh.state(input.vm);
-  // Running with every backed-up image already moved into place: we restored it before a
-  // crash (we stop the VM before moving anything). Only the clean-up is left.
-  if ((current === 'running' || current === 'paused') && !(await anyRetained(moves))) {
-    await cleanUp(paths, moves);
-    return { state: current };
-  }
-  await writeFileAtomic(xmlFile, input.xml, 0o600);
-  if (!(await exists(paths.state.retained)) && (await anyRetained(moves))) {
-    throw new BackupError(ErrorCode.missingFiles, `state file ${paths.state.retained} is missing`);
-  }
-  await step(ErrorCode.cannotRestoreMachine, `stop ${input.vm}`, () =>
-    stopVm(deps, input.vm, input.shutdownSeconds),
-  );
-  failpoint('restore-after-stop');
-  for (const m of moves) {
-    if (await exists(m.retained)) {
-      if ((await exists(m.live)) && !(await exists(`${m.live}${PRESERVED}`))) {
-        await step(ErrorCode.cannotRenameImage, `keep ${m.live} aside`, () =>
-          fs.rename(m.live, `${m.live}${PRESERVED}`),
-        );
-      }
-      await ensureDir(path.dirname(m.live));
-      await step(ErrorCode.cannotRenameImage, `put the backed-up ${m.target} in place`, () =>
-        fs.rename(m.retained, m.live),
-      );
-      await syncDir(path.dirname(m.live));
-    } else if (!(await exists(m.live))) {
-      throw new BackupError(
-        ErrorCode.missingFiles,
-        `disk ${m.target}: neither the backed-up image nor ${m.live} exists`,
-      );
-    }
-    failpoint('restore-after-disk');
-  }
-  await step(ErrorCode.cannotDefine, `define ${input.vm} from the resolved XML`, () =>
-    deps.virsh.define(xmlFile),
-  );
-  if (input.withState) {
-    if ((await deps.virsh.state(input.vm)) === 'shut off') {
-      await step(ErrorCode.cannotRestoreMachine, `restore ${input.vm} from its state`, () =>
-        deps.virsh.restore(paths.state.retained, xmlFile),
-      );
-    }
-  } else if (input.startAfter && (await deps.virsh.state(input.vm)) === 'shut off') {
-    await step(ErrorCode.cannotStart, `start ${input.vm}`, () => deps.virsh.start(input.vm));
-  }
-  failpoint('restore-after-start');
-  await cleanUp(paths, moves);
-  return { state: (await deps.virsh.state(input.vm)) ?? 'undefined' };
-}
-
-async function cleanUp(paths: RunPaths, moves: Array<{ live: string }>): Promise<void> {
-  for (const m of moves) await fs.rm(`${m.live}${PRESERVED}`, { force: true });
-  await fs.rm(paths.layout.retainDir, { recursive: true, force: true });
-}
-
-async function anyRetained(moves: Array<{ retained: string }>): Promise<boolean> {
-  for (const m of moves) if (await exists(m.retained)) return true;
-  return false;
+  await drive({
+    step: 'restore',
+    observe: () => observeRestore(deps, input, paths, moves),
+    decide: decideRestore,
+    act: (a, w) => restoreAct(deps, input, paths, moves, a, w),
+  });
+  const marker = JSON.parse(await fs.readFile(finishedMarker(paths), 'utf8')) as { keptAside?: string[] };
+  return {
+    state: (await deps.virsh.state(input.vm)) ?? 'undefined',
+    keptAside: marker.keptAside?.length ? marker.keptAside : undefined,
+  };
 }
 
 /** Abort: remove what the restore copied into the retain directory; nothing live was touched. */
 export async function cleanRestore(deps: NodeDeps, input: VmRunInput): Promise<void> {
   const paths = resolveRun(deps, input);
   await fs.rm(paths.layout.retainDir, { recursive: true, force: true });
+  await durableUnlink(finishedMarker(paths));
 }
