@@ -42,10 +42,12 @@ export async function durableUnlink(file: string): Promise<void> {
   try {
     await fs.unlink(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  await syncDir(path.dirname(file));
+  // Also when it was gone already: an earlier attempt may have died before its sync.
+  await syncDir(path.dirname(file)).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
 }
 
 /** Writes a small file so that a crash leaves either the old or the new content, never a mix. */
@@ -89,6 +91,23 @@ export async function durableCopy(
 }
 
 /**
+ * Puts `src` at `dst`: a durable rename on one filesystem, else a durable copy that leaves
+ * the source in place (removing it is a step of its own, taken once the copy is safe).
+ */
+export async function transferFile(
+  src: string,
+  dst: string,
+  options: { onProgress?: () => void; prepare?: (file: string) => Promise<void> } = {},
+): Promise<void> {
+  if (await sameFilesystem(path.dirname(src), path.dirname(dst))) {
+    await options.prepare?.(src);
+    await durableRename(src, dst);
+  } else {
+    await durableCopy(src, dst, options);
+  }
+}
+
+/**
  * Moves a file: a durable rename on one filesystem; otherwise a durable copy, and only then
  * the source removed. Re-running after a crash at any point finishes the move.
  */
@@ -98,8 +117,10 @@ export async function moveFile(
   options: { onProgress?: () => void; prepare?: (file: string) => Promise<void> } = {},
 ): Promise<void> {
   if (!(await exists(src))) {
-    if (await exists(dst)) return;
-    throw new Error(`neither ${src} nor ${dst} exists`);
+    if (!(await exists(dst))) throw new Error(`neither ${src} nor ${dst} exists`);
+    // An earlier attempt moved it and may have died before its sync.
+    await syncDir(path.dirname(dst));
+    return;
   }
   if (src === dst) return;
   if (await sameFilesystem(path.dirname(src), path.dirname(dst))) {
@@ -108,6 +129,7 @@ export async function moveFile(
     return;
   }
   if (!(await exists(dst))) await durableCopy(src, dst, options);
+  else await syncDir(path.dirname(dst)); // copied by an attempt that may have died before its sync
   await durableUnlink(src);
 }
 
@@ -116,10 +138,15 @@ export async function ensureDir(
   owner?: { user?: string | undefined; group?: string | undefined; mode?: number | undefined },
 ): Promise<void> {
   // QEMU (user libvirt-qemu) must reach retained images through these directories.
-  await fs.mkdir(dir, { recursive: true, mode: owner?.mode ?? 0o755 });
+  const first = await fs.mkdir(dir, { recursive: true, mode: owner?.mode ?? 0o755 });
   if (owner?.mode !== undefined) await fs.chmod(dir, owner.mode);
   if (owner?.user || owner?.group) await chown(dir, owner.user, owner.group);
-  await syncDir(path.dirname(dir));
+  // Every directory that got a new entry: from the new directory's parent up to the first one made.
+  const top = path.dirname(first ?? dir);
+  for (let d = path.dirname(dir); ; d = path.dirname(d)) {
+    await syncDir(d);
+    if (d === top || d === path.dirname(d)) break;
+  }
 }
 
 export async function chown(
@@ -139,16 +166,4 @@ export async function fileSize(p: string): Promise<number> {
 /** Bytes really allocated (sparse files count only their data). */
 export async function allocatedBytes(p: string): Promise<number> {
   return (await fs.stat(p)).blocks * 512;
-}
-
-/** The first `length` bytes of a file, without reading the rest (state files reach GiBs). */
-export async function readHead(file: string, length: number): Promise<Buffer> {
-  const handle = await fs.open(file, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(buf, 0, length, 0);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { decideRetain, type RetainAction, type RetainWorld } from '../../domain/steps/retain';
 import { ErrorCode, type ErrorCodeValue } from '../../domain/errors';
 import { drive } from './drive';
-import { allocatedBytes, chown, durableUnlink, ensureDir, exists, moveFile, syncDir } from './files';
+import { allocatedBytes, chown, durableUnlink, ensureDir, exists, syncDir, transferFile } from './files';
 import { heartbeat, resolveRun, step, type NodeDeps, type RunPaths } from './context';
 import { disksDependingOnRetain } from './merge';
 import type { RetainResult, VmRunInput } from './types';
@@ -97,7 +97,7 @@ async function retainAct(
         );
       };
       return step(f.code, `retain ${path.basename(f.from)}`, () =>
-        moveFile(f.from, f.to, { onProgress: progress, prepare }),
+        transferFile(f.from, f.to, { onProgress: progress, prepare }),
       );
     }
     case 'remove-source':
