@@ -25,7 +25,13 @@ export function nodeActivities(node: string, timing: Timing) {
     taskQueue,
     scheduleToStartTimeout: `${timing.nodeWaitSeconds}s`,
     startToCloseTimeout: '2m',
-    retry: { maximumAttempts: 3, initialInterval: '1s' },
+    // Node activities heartbeat every second: a dead worker shows within the heartbeat timeout.
+    heartbeatTimeout: `${timing.heartbeatSeconds}s`,
+    retry: {
+      maximumAttempts: 10,
+      initialInterval: '1s',
+      maximumInterval: `${timing.retryMaxSeconds ?? 60}s`,
+    },
   });
   const work = proxyActivities<NodeActivities>({
     taskQueue,

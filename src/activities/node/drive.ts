@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeAction, refusal, type Action, type Decision } from '../../domain/steps/step';
-import { failpoint, failpointDuring, injectedFault } from './failpoints';
+import { failpoint, failpointDuring, injectedFault, pausepoint } from './failpoints';
 import { heartbeat } from './context';
 
 /** One node step as observe → decide → act: the world is read afresh before every action. */
@@ -39,6 +39,7 @@ export async function drive<W, A extends Action, R>(m: StepMachine<W, A, R>): Pr
         const point = `${m.step}:${a.kind}`;
         heartbeat({ step: m.step, action: describeAction(a) });
         failpoint(`${point}:before`);
+        await pausepoint(`${point}:before`);
         injectedFault(`${point}:fault`);
         const disarm = failpointDuring(`${point}:during`);
         try {

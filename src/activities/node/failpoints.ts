@@ -34,8 +34,24 @@ export function failpointDuring(name: string): (() => void) | undefined {
   return () => clearTimeout(timer);
 }
 
-/** Fault injection: VMBACKUP_FAULTS names actions that fail once, as a failing system call would. */
+/**
+ * Fault injection: VMBACKUP_FAULTS names actions that fail, every time, as a failing system
+ * call would (a full disk does not heal by retrying either).
+ */
 export function injectedFault(name: string): void {
-  if (armed('VMBACKUP_FAULTS', name))
+  if (process.env['VMBACKUP_FAULTS']?.split(',').includes(name))
     throw new BackupError(ErrorCode.undefinedError, `injected fault at ${name}`);
+}
+
+/**
+ * A barrier for race tests: at a point named in VMBACKUP_PAUSEPOINTS the worker writes
+ * `<point>.reached` into VMBACKUP_FAILPOINT_DIR and waits until the test writes `<point>.go`.
+ */
+export async function pausepoint(name: string): Promise<void> {
+  const dir = process.env['VMBACKUP_FAILPOINT_DIR'];
+  const marker = armed('VMBACKUP_PAUSEPOINTS', name);
+  if (!marker || !dir) return;
+  const base = path.join(dir, name.replace(/[^\w.-]+/g, '_'));
+  writeFileSync(`${base}.reached`, String(process.pid));
+  while (!existsSync(`${base}.go`)) await new Promise((r) => setTimeout(r, 100));
 }
