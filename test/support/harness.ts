@@ -32,6 +32,8 @@ loadDevEnv();
 // Short waits so that a missing node or a killed worker shows within seconds.
 process.env['VMBACKUP_NODE_WAIT_SECONDS'] ??= '5';
 process.env['VMBACKUP_HEARTBEAT_SECONDS'] ??= '3';
+// A killed worker's step is retried within a second or two, however often it was killed.
+process.env['VMBACKUP_RETRY_MAX_SECONDS'] ??= '2';
 
 export const virsh = new Virsh(process.env['LIBVIRT_URI']!);
 export const guest = new GuestIo(virsh);
