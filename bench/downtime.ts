@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: how long a running VM is down while its backup snapshot is taken.
  *
- * One process, one sandbox VM (`bench-vm`, one qcow2 disk, 64 MiB), BENCH_ROUNDS rounds
+ * One process, one sandbox VM (`bench-vm`, one qcow2 disk, 512 MiB of RAM of which 384 MiB
+ * hold a random blob, so that the state file is of real size), BENCH_ROUNDS rounds
  * (default 5), each round measuring in turn:
  *   seed     the original's bare commands, timed from the start of `virsh save` until
  *            `virsh restore` returns: virsh save → mv disk → qemu-img create overlay →
@@ -31,6 +32,7 @@ import { withDirectory } from '../src/directory/connection';
 import { StoneyTree } from '../src/directory/dn';
 import { exportVmLdif, readPlan, readVm } from '../src/directory/vm-directory';
 import { GuestIo } from '../src/dev/guest-io';
+import { ensureRamBlob } from '../src/dev/guest-ram';
 import { createSandboxVm, removeSandboxVm } from '../src/dev/sandbox-vm';
 import { formatRunDate } from '../src/domain/names';
 import { imageInfo } from '../src/hypervisor/qemu-img';
@@ -40,7 +42,9 @@ const REPO = fileURLToPath(new URL('..', import.meta.url));
 const OUT_FILE = path.join(REPO, '.dev', 'bench-downtime.json');
 const VM = 'bench-vm';
 const NODE = 'bench-node';
-const MEMORY_MIB = 64;
+const MEMORY_MIB = 512;
+/** Guest RAM holding data: an idle guest's zero pages would make every save look fast. */
+const RAM_DATA_MIB = 384;
 const MiB = 1024 * 1024;
 const PATTERN = { pattern: 0x5a, offset: 0, length: 4 * MiB };
 /** Pause after booting the VM before a measurement. */
@@ -120,11 +124,20 @@ async function main(): Promise<void> {
     .filter((l) => /Using library|Running hypervisor/.test(l))
     .map((l) => l.trim());
   console.log(
-    `downtime bench: ${rounds} rounds on ${VM} (${MEMORY_MIB} MiB, 1 disk); ${versions.join('; ')}`,
+    `downtime bench: ${rounds} rounds on ${VM} (${MEMORY_MIB} MiB, ${RAM_DATA_MIB} MiB of it data, 1 disk); ${versions.join('; ')}`,
   );
 
   const vm = await createSandboxVm(
-    { name: VM, node: NODE, disks: 1, memoryMiB: MEMORY_MIB, retainRoot, backupRoot, ramDisk },
+    {
+      name: VM,
+      node: NODE,
+      disks: 1,
+      memoryMiB: MEMORY_MIB,
+      ramData: await ensureRamBlob('bench-384m', RAM_DATA_MIB * MiB),
+      retainRoot,
+      backupRoot,
+      ramDisk,
+    },
     { virsh, directory, node },
   );
   const disk = vm.disks[0]!;
@@ -309,7 +322,13 @@ async function main(): Promise<void> {
 
   const report = {
     measuredAt: new Date().toISOString(),
-    vm: { name: VM, memoryMiB: MEMORY_MIB, disks: 1, diskBytesWritten: PATTERN.length },
+    vm: {
+      name: VM,
+      memoryMiB: MEMORY_MIB,
+      ramDataMiB: RAM_DATA_MIB,
+      disks: 1,
+      diskBytesWritten: PATTERN.length,
+    },
     hypervisor: versions,
     loadAverage: { before: loadBefore, after: loadavg(), cpus: availableParallelism() },
     rounds: results,
