@@ -255,7 +255,8 @@ describe.concurrent('a node worker killed at every action boundary', () => {
           dir: path.join(scratch, 'restore'),
           points: restorePoints,
           start: async () => {
-            const handle = await startRestore(vm.name, { backup: taken.runDate });
+            // Its first step is a probe with a bounded wait for the node: a restarting worker needs longer.
+            const handle = await startRestore(vm.name, { backup: taken.runDate, nodeWaitSeconds: 60 });
             decided.push(
               waitForStage(handle, ['awaiting-decision']).then((status) =>
                 handle.executeUpdate(decideUpdate, {

@@ -7,7 +7,7 @@ import { temporal } from './harness';
 
 export async function startRestore(
   vm: string,
-  options: { backup?: string; decisionTimeoutSeconds?: number } = {},
+  options: { backup?: string; decisionTimeoutSeconds?: number; nodeWaitSeconds?: number } = {},
 ): Promise<WorkflowHandle> {
   const c = await temporal();
   return c.workflow.start('restoreVm', {
@@ -17,7 +17,10 @@ export async function startRestore(
       {
         vm,
         backup: options.backup,
-        timing: timingFromEnv(),
+        timing: {
+          ...timingFromEnv(),
+          ...(options.nodeWaitSeconds ? { nodeWaitSeconds: options.nodeWaitSeconds } : {}),
+        },
         decisionTimeoutSeconds: options.decisionTimeoutSeconds ?? 600,
         shutdownSeconds: 2,
       },
