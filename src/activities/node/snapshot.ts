@@ -162,6 +162,7 @@ async function observeSnapshot(
   deps: NodeDeps,
   input: VmRunInput & { ldif?: string | undefined },
   paths: RunPaths,
+  forRollback = false,
 ): Promise<SnapshotWorld & { journalRecord?: Journal | undefined }> {
   const journal = await readJournal(paths.layout.retainDir);
   const domain = await observeDomain(deps.virsh, input.vm);
@@ -182,8 +183,9 @@ async function observeSnapshot(
       retained,
       prepared: await exists(d.overlay),
       held: { live: heldLive, retained: !!retainedInode && held.has(retainedInode) },
-      // Only an overlay no VM has open can be discarded; only then does its content matter.
-      overlayHasData: live === 'overlay' && !heldLive ? await topHasData(d.live) : false,
+      // Only a rollback discards overlays, and only one no VM has open: only then does its
+      // content matter (the snapshot's downtime window stays free of the extra read).
+      overlayHasData: forRollback && live === 'overlay' && !heldLive ? await topHasData(d.live) : false,
     } as const);
   }
   const stateSaved = await exists(paths.state.saved);
@@ -436,7 +438,7 @@ export async function rollbackSnapshot(
 ): Promise<AbortSnapshotResult> {
   return drive({
     step: 'rollback',
-    observe: () => observeSnapshot(deps, input, paths),
+    observe: () => observeSnapshot(deps, input, paths, true),
     decide: decideRollback,
     act: (a) => rollbackAct(deps, paths, a, input.vm),
   });
