@@ -10,7 +10,12 @@ export async function observeDomain(virsh: Virsh, vm: string): Promise<DomainVie
   const s = await virsh.stateWithReason(vm);
   if (!s) return { state: 'absent', reason: '' };
   const active = s.state === 'running' || s.state === 'paused';
-  return { state: s.state, reason: s.reason, job: active ? await virsh.activeJob(vm) : undefined };
+  const job = active ? await virsh.activeJob(vm) : undefined;
+  // Once QEMU has sent the last byte, libvirt reports a save's job `Completed` (then none)
+  // while it still flushes the file, finishes its header and stops QEMU: seconds for GiB
+  // of RAM. Until then the domain stays `paused (saving)`, and the save is still running.
+  if (!job && s.state === 'paused' && s.reason === 'saving') return { ...s, job: 'Save' };
+  return { state: s.state, reason: s.reason, job };
 }
 
 /** `dev:inode` of a path, or undefined when nothing is there. */
