@@ -340,6 +340,9 @@ async function snapshotAct(
       const j = await currentJournal(paths);
       const now = Date.now();
       await fs.rm(path.join(paths.layout.retainDir, '.restore.xml'), { force: true });
+      // The VM's directory on the RAM disk is empty once its state moved on.
+      if (paths.layout.stateSaveDir !== paths.layout.retainDir)
+        await fs.rmdir(paths.layout.stateSaveDir).catch(() => undefined);
       await writeJournal(paths.layout.retainDir, {
         ...j,
         phase: 'snapshotted',
