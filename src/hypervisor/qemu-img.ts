@@ -1,4 +1,6 @@
-import { run } from './run';
+import { run, TransientCommandError } from './run';
+
+const metadata = (what: string) => ({ kind: 'query' as const, label: `qemu-img ${what}` });
 
 export interface ImageInfo {
   filename: string;
@@ -31,14 +33,18 @@ function parse(raw: RawInfo): ImageInfo {
 
 /** Image header only (`-U`: the image may be open in a running VM). */
 export async function imageInfo(file: string): Promise<ImageInfo> {
-  return parse(JSON.parse(await run('qemu-img', ['info', '-U', '--output=json', '--', file])) as RawInfo);
+  return parse(
+    JSON.parse(
+      await run('qemu-img', ['info', '-U', '--output=json', '--', file], metadata('info')),
+    ) as RawInfo,
+  );
 }
 
 /** The whole backing chain, top first. */
 export async function backingChain(file: string): Promise<ImageInfo[]> {
   return (
     JSON.parse(
-      await run('qemu-img', ['info', '-U', '--backing-chain', '--output=json', '--', file]),
+      await run('qemu-img', ['info', '-U', '--backing-chain', '--output=json', '--', file], metadata('info')),
     ) as RawInfo[]
   ).map(parse);
 }
@@ -46,26 +52,24 @@ export async function backingChain(file: string): Promise<ImageInfo[]> {
 /** A new, empty qcow2 overlay whose backing file is `backing` (absolute path, format given explicitly). */
 export async function createOverlay(file: string, backing: string, virtualSize: number): Promise<void> {
   // -u: the backing file may be absent when we prepare overlays ahead of the downtime window.
-  await run('qemu-img', [
-    'create',
-    '-q',
-    '-f',
-    'qcow2',
-    '-F',
-    'qcow2',
-    '-u',
-    '-b',
-    backing,
-    '--',
-    file,
-    String(virtualSize),
-  ]);
+  await run(
+    'qemu-img',
+    ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-u', '-b', backing, '--', file, String(virtualSize)],
+    metadata('create'),
+  );
 }
 
 export async function check(file: string): Promise<{ ok: boolean; output: string }> {
   try {
-    return { ok: true, output: await run('qemu-img', ['check', '-U', '--', file]) };
+    // It reads all of a large image's metadata: bounded like the long libvirt calls.
+    const output = await run('qemu-img', ['check', '-U', '--', file], {
+      kind: 'long',
+      label: 'qemu-img check',
+    });
+    return { ok: true, output };
   } catch (err) {
+    // Out of time is not corrupt.
+    if (err instanceof TransientCommandError) throw err;
     return { ok: false, output: (err as Error).message };
   }
 }
@@ -77,7 +81,9 @@ export async function check(file: string): Promise<{ ok: boolean; output: string
  */
 export async function topHasData(file: string): Promise<boolean> {
   const spec = JSON.stringify({ driver: 'qcow2', backing: null, file: { driver: 'file', filename: file } });
-  const map = JSON.parse(await run('qemu-img', ['map', '-U', '--output=json', `json:${spec}`])) as Array<{
+  const map = JSON.parse(
+    await run('qemu-img', ['map', '-U', '--output=json', `json:${spec}`], metadata('map')),
+  ) as Array<{
     present?: boolean;
     data: boolean;
   }>;

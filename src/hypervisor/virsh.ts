@@ -1,4 +1,7 @@
-import { CommandError, run } from './run';
+import { CommandError, LibvirtUnreachableError, run, transient, type CommandKind } from './run';
+
+const UNREACHABLE =
+  /failed to connect to the hypervisor|End of file while reading data|client socket is closed|Cannot recv data|Cannot write data|no connection driver available/i;
 
 export type DomainState = 'running' | 'paused' | 'shut off' | 'other';
 
@@ -6,8 +9,17 @@ export type DomainState = 'running' | 'paused' | 'shut off' | 'other';
 export class Virsh {
   constructor(readonly uri: string) {}
 
-  private virsh(args: readonly string[]): Promise<string> {
-    return run('virsh', ['-q', '-c', this.uri, ...args]);
+  /** `kind` bounds how long libvirt may take to answer (see `CommandKind`). */
+  private async virsh(args: readonly string[], kind: CommandKind = 'query'): Promise<string> {
+    const label = `virsh ${args[0]}`;
+    try {
+      return await run('virsh', ['-q', '-c', this.uri, ...args], { kind, label });
+    } catch (err) {
+      // libvirtd down, or gone in the middle of the call: it comes back (and QEMU runs on).
+      if (err instanceof CommandError && UNREACHABLE.test(err.stderr))
+        throw transient(new LibvirtUnreachableError(label, err.stderr));
+      throw err;
+    }
   }
 
   /** The domain's state, or undefined when libvirt does not know the domain. */
@@ -68,7 +80,7 @@ export class Virsh {
   }
 
   async save(vm: string, file: string): Promise<void> {
-    await this.virsh(['save', '--', vm, file]);
+    await this.virsh(['save', '--', vm, file], 'long');
   }
 
   saveImageXml(file: string): Promise<string> {
@@ -76,11 +88,11 @@ export class Virsh {
   }
 
   async restore(file: string, xmlFile: string, paused = false): Promise<void> {
-    await this.virsh(['restore', '--xml', xmlFile, ...(paused ? ['--paused'] : []), '--', file]);
+    await this.virsh(['restore', '--xml', xmlFile, ...(paused ? ['--paused'] : []), '--', file], 'long');
   }
 
   async start(vm: string, paused = false): Promise<void> {
-    await this.virsh(['start', ...(paused ? ['--paused'] : []), '--', vm]);
+    await this.virsh(['start', ...(paused ? ['--paused'] : []), '--', vm], 'long');
   }
 
   async resume(vm: string): Promise<void> {
@@ -89,15 +101,15 @@ export class Virsh {
 
   /** Asks the guest to power off (ACPI); returns at once. */
   async shutdown(vm: string): Promise<void> {
-    await this.virsh(['shutdown', '--', vm]);
+    await this.virsh(['shutdown', '--', vm], 'long');
   }
 
   async destroy(vm: string): Promise<void> {
-    await this.virsh(['destroy', '--', vm]);
+    await this.virsh(['destroy', '--', vm], 'long');
   }
 
   async define(xmlFile: string): Promise<void> {
-    await this.virsh(['define', '--', xmlFile]);
+    await this.virsh(['define', '--', xmlFile], 'long');
   }
 
   async undefine(vm: string): Promise<void> {
@@ -136,6 +148,7 @@ export class Virsh {
 
   /** Human monitor command, as the seed and the tests use for guest-visible I/O. */
   hmp(vm: string, command: string): Promise<string> {
-    return this.virsh(['qemu-monitor-command', '--hmp', '--', vm, command]);
+    // `pmemsave` of GiBs of RAM takes a while.
+    return this.virsh(['qemu-monitor-command', '--hmp', '--', vm, command], 'long');
   }
 }

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeAction, refusal, type Action, type Decision } from '../../domain/steps/step';
+import { keepingTransient, TransientCommandError } from '../../hypervisor/run';
 import { failpoint, failpointDuring, injectedFault, pausepoint } from './failpoints';
 import { heartbeat } from './context';
 
@@ -17,23 +18,47 @@ export interface StepMachine<W, A extends Action, R> {
 /** Safety net: a step that keeps acting without reaching an end has a bug; stop it. */
 const MAX_ACTIONS = 10_000;
 
+/** A wait that has not changed for this long says so: a stuck libvirt job shows as stuck. */
+const SAY_UNCHANGED_AFTER_MS = 10_000;
+
 /**
  * Runs a step to its end. Every action is bracketed by crash points
  * `<step>:<kind>:before|during|after`, so the kill tests cover each action the day it is written.
  */
 export async function drive<W, A extends Action, R>(m: StepMachine<W, A, R>): Promise<R> {
+  let waited: { why: string; since: number } | undefined;
   for (let n = 0; n < MAX_ACTIONS; n++) {
-    const world = await m.observe();
+    let world: W;
+    try {
+      world = await keepingTransient(() => m.observe());
+    } catch (err) {
+      if (!(err instanceof TransientCommandError)) throw err;
+      // libvirt frozen or restarting: nothing can be known or done until it answers again.
+      heartbeat({ step: m.step, waiting: err.message });
+      await sleep(Math.max(m.waitMs ?? 500, 1000));
+      continue;
+    }
     const decision = m.decide(world);
+    if (decision.kind !== 'wait') waited = undefined;
     switch (decision.kind) {
       case 'done':
         return decision.result;
       case 'refuse':
         throw refusal(decision);
-      case 'wait':
-        heartbeat({ step: m.step, waiting: decision.why });
+      case 'wait': {
+        const now = Date.now();
+        if (waited?.why !== decision.why) waited = { why: decision.why, since: now };
+        const unchanged = now - waited.since;
+        heartbeat({
+          step: m.step,
+          waiting:
+            unchanged >= SAY_UNCHANGED_AFTER_MS
+              ? `${decision.why} (unchanged for ${Math.round(unchanged / 1000)} s)`
+              : decision.why,
+        });
         await sleep(m.waitMs ?? 500);
         continue;
+      }
       case 'act': {
         const a = decision.action;
         const point = `${m.step}:${a.kind}`;
@@ -43,7 +68,13 @@ export async function drive<W, A extends Action, R>(m: StepMachine<W, A, R>): Pr
         injectedFault(`${point}:fault`);
         const disarm = failpointDuring(`${point}:during`);
         try {
-          await m.act(a, world);
+          await keepingTransient(() => m.act(a, world));
+        } catch (err) {
+          if (!(err instanceof TransientCommandError)) throw err;
+          // Whether it happened or not, the next observation shows.
+          heartbeat({ step: m.step, waiting: err.message, action: describeAction(a) });
+          await sleep(Math.max(m.waitMs ?? 500, 1000));
+          continue;
         } finally {
           disarm?.();
         }
