@@ -5,6 +5,9 @@ import { decideRetain, type RetainWorld } from '../../src/domain/steps/retain';
 
 const next = (d: ReturnType<typeof decideMerge> | ReturnType<typeof decideRetain>) =>
   d.kind === 'act' ? `${d.action.kind}${d.action.target ? ` ${d.action.target}` : ''}` : d.kind;
+// The retain table names the code of a refusal when it matters.
+const nextWithCode = (d: ReturnType<typeof decideRetain>) =>
+  d.kind === 'refuse' ? `refuse ${d.code}` : next(d);
 
 const merge = (over: Partial<MergeWorld> = {}): MergeWorld => ({
   vm: 'vm1',
@@ -79,18 +82,34 @@ describe('decideMerge', () => {
   });
 });
 
-const file = (name: string, atSource: boolean, atDestination: boolean) => ({
+const file = (
+  name: string,
+  atSource: boolean,
+  atDestination: boolean,
+  bytes: { copyBytes?: number; partBytes?: number } = {},
+) => ({
   name,
   code: ErrorCode.copyFileToBackupFailed,
   atSource,
   atDestination,
+  copyBytes: 0,
+  partBytes: 0,
+  ...bytes,
 });
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+// Two files still to copy to another filesystem: 1 GiB + 1 MiB.
+const toCopy = [file('a', true, false, { copyBytes: GiB }), file('b', true, false, { copyBytes: MiB })];
+const space = (free: number | undefined) => ({ backupSpace: { path: '/backup/vm-persistent', free } });
 
 const retain = (over: Partial<RetainWorld> = {}): RetainWorld => ({
   vm: 'vm1',
   retainDirExists: true,
+  backupRoot: '/backup',
   backupRootExists: true,
   backupDirExists: true,
+  backupSpace: { path: '/backup', free: 0 },
   blocking: [],
   files: [file('a', true, false), file('b', true, false)],
   strangers: [],
@@ -102,6 +121,54 @@ describe('decideRetain', () => {
     ['refuses while a live image depends on the retain directory', { blocking: ['vda'] }, 'refuse'],
     ['refuses a missing backup root', { backupRootExists: false }, 'refuse'],
     ['creates the backup directory', { backupDirExists: false }, 'create-backup-dir'],
+    ['copies when the backup root has room', { files: toCopy, ...space(2 * GiB) }, 'move-file a'],
+    [
+      'creates the backup directory only when there is room',
+      { files: toCopy, backupDirExists: false, ...space(2 * GiB) },
+      'create-backup-dir',
+    ],
+    [
+      'refuses with too little room, before anything is copied',
+      { files: toCopy, ...space(GiB) },
+      'refuse 47',
+    ],
+    [
+      'refuses with too little room before even creating the backup directory',
+      { files: toCopy, backupDirExists: false, ...space(GiB) },
+      'refuse 47',
+    ],
+    [
+      'counts the margin: exactly the bytes to copy is too little',
+      { files: toCopy, ...space(GiB + MiB) },
+      'refuse 47',
+    ],
+    [
+      'needs room only for what is left to copy',
+      {
+        files: [file('a', false, true), file('b', true, false, { copyBytes: MiB })],
+        ...space(32 * MiB),
+      },
+      'move-file b',
+    ],
+    [
+      'counts a .part a killed copy left as room (the copy removes it first)',
+      {
+        files: [file('a', true, false, { copyBytes: GiB, partBytes: GiB / 2 }), file('b', true, true)],
+        ...space(GiB),
+      },
+      'move-file a',
+    ],
+    ['needs no room when every file moves by a rename', { ...space(0) }, 'move-file a'],
+    [
+      'needs no room to remove the sources of copied files',
+      { files: [file('a', true, true), file('b', true, true)], ...space(0) },
+      'remove-source a',
+    ],
+    [
+      'refuses when the free space cannot be read and a copy is needed',
+      { files: toCopy, ...space(undefined) },
+      'refuse 48',
+    ],
     ['moves the first file', {}, 'move-file a'],
     [
       'removes the source of a file copied before a crash',
@@ -127,6 +194,17 @@ describe('decideRetain', () => {
       'refuse',
     ],
   ])('%s', (_, over, expected) => {
-    expect(next(decideRetain(retain(over)))).toBe(expected);
+    const d = decideRetain(retain(over));
+    expect(expected.startsWith('refuse ') ? nextWithCode(d) : next(d)).toBe(expected);
+  });
+
+  it('names the backup root, the bytes needed and the bytes free when it refuses for room', () => {
+    const d = decideRetain(retain({ files: toCopy, ...space(GiB) }));
+    expect(d).toMatchObject({ kind: 'refuse', code: ErrorCode.notEnoughDiskSpace });
+    const message = d.kind === 'refuse' ? d.message : '';
+    const needed = Math.ceil((GiB + MiB) * 1.01) + 16 * MiB;
+    expect(message).toContain('/backup ');
+    expect(message).toContain(`needs ${needed} bytes`);
+    expect(message).toContain(`${GiB} bytes are free`);
   });
 });

@@ -1,7 +1,12 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { decideRetain, type RetainAction, type RetainWorld } from '../../domain/steps/retain';
-import { ErrorCode, type ErrorCodeValue } from '../../domain/errors';
+import {
+  decideRetain,
+  type BackupSpace,
+  type RetainAction,
+  type RetainWorld,
+} from '../../domain/steps/retain';
+import { BackupError, ErrorCode, type ErrorCodeValue } from '../../domain/errors';
 import { drive } from './drive';
 import { allocatedBytes, chown, durableUnlink, ensureDir, exists, syncDir, transferFile } from './files';
 import { heartbeat, resolveRun, step, type NodeDeps, type RunPaths } from './context';
@@ -39,6 +44,26 @@ function runFiles(paths: RunPaths): RetainFile[] {
   ];
 }
 
+/** The directory itself or its nearest ancestor that exists: where a new backup directory will live. */
+async function nearestExisting(dir: string): Promise<string> {
+  let d = dir;
+  while (!(await exists(d)) && path.dirname(d) !== d) d = path.dirname(d);
+  return d;
+}
+
+async function backupSpace(at: string): Promise<BackupSpace> {
+  try {
+    const s = await fs.statfs(at);
+    return { path: at, free: s.bavail * s.bsize };
+  } catch (err) {
+    return { path: at, free: undefined, error: (err as Error).message };
+  }
+}
+
+async function allocatedOrZero(p: string): Promise<number> {
+  return (await exists(p)) ? allocatedBytes(p) : 0;
+}
+
 async function observeRetain(input: VmRunInput, paths: RunPaths, files: RetainFile[]): Promise<RetainWorld> {
   const retainDirExists = await exists(paths.layout.retainDir);
   const ours = new Set(files.map((f) => path.basename(f.from)));
@@ -47,19 +72,32 @@ async function observeRetain(input: VmRunInput, paths: RunPaths, files: RetainFi
         (f) => !f.startsWith('.') && !f.endsWith('.tmp') && !ours.has(f),
       )
     : [];
+  // Where the backup directory is (or will be made): a move there is a copy unless it is
+  // on the retain directory's filesystem, as transferFile decides.
+  const backupAt = await nearestExisting(paths.layout.backupDir);
+  const copies =
+    retainDirExists && (await fs.stat(backupAt)).dev !== (await fs.stat(paths.layout.retainDir)).dev;
   const views = [];
-  for (const f of files)
+  for (const f of files) {
+    const atSource = await exists(f.from);
+    const atDestination = await exists(f.to);
+    const needsCopy = copies && atSource && !atDestination;
     views.push({
       name: path.basename(f.to),
       code: f.code,
-      atSource: await exists(f.from),
-      atDestination: await exists(f.to),
+      atSource,
+      atDestination,
+      copyBytes: needsCopy ? await allocatedBytes(f.from) : 0,
+      partBytes: needsCopy ? await allocatedOrZero(`${f.to}.part`) : 0,
     });
+  }
   return {
     vm: input.vm,
     retainDirExists,
+    backupRoot: input.plan.backupRoot,
     backupRootExists: await exists(input.plan.backupRoot),
     backupDirExists: await exists(paths.layout.backupDir),
+    backupSpace: await backupSpace(backupAt),
     blocking: retainDirExists ? await disksDependingOnRetain(paths) : [],
     files: views,
     strangers,
@@ -96,9 +134,22 @@ async function retainAct(
           chown(p, plan.imageOwner, plan.imageGroup),
         );
       };
-      return step(f.code, `retain ${path.basename(f.from)}`, () =>
-        transferFile(f.from, f.to, { onProgress: progress, prepare }),
-      );
+      return step(f.code, `retain ${path.basename(f.from)}`, async () => {
+        try {
+          await transferFile(f.from, f.to, { onProgress: progress, prepare });
+        } catch (err) {
+          // The room was checked before; something else filled the disk since. The copy left
+          // no `.part`, the file is still in the retain directory: retrying once there is room
+          // goes on from here.
+          const m = (err as NodeJS.ErrnoException).message;
+          if ((err as NodeJS.ErrnoException).code === 'ENOSPC' || /No space left on device/.test(m))
+            throw new BackupError(
+              ErrorCode.notEnoughDiskSpace,
+              `the backup root ${plan.backupRoot} ran out of disk space while copying ${path.basename(f.from)}: ${m}`,
+            );
+          throw err;
+        }
+      });
     }
     case 'remove-source':
       return step(ErrorCode.cannotRemoveFile, `remove ${file!.from}`, () => durableUnlink(file!.from));
