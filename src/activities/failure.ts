@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { BACKUP_ERROR_TYPE, BackupError } from '../domain/errors';
 
-/** Business errors become non-retryable failures carrying the contract's error code; others are retried. */
+/** Business errors become failures carrying the contract's error code, non-retryable unless transient; others are retried. */
 export function asFailure<A extends unknown[], R>(
   fn: (...args: A) => Promise<R>,
 ): (...args: A) => Promise<R> {
@@ -13,7 +13,7 @@ export function asFailure<A extends unknown[], R>(
         throw ApplicationFailure.create({
           type: BACKUP_ERROR_TYPE,
           message: err.message,
-          nonRetryable: true,
+          nonRetryable: !err.transient,
           details: [{ code: err.code }],
         });
       }

@@ -27,10 +27,13 @@ export async function withDirectory<T>(
   try {
     await client.bind(config.bindDn, config.bindPassword);
   } catch (err) {
-    const why = err instanceof InvalidCredentialsError ? 'invalid credentials' : (err as Error).message;
+    const badCredentials = err instanceof InvalidCredentialsError;
+    const why = badCredentials ? 'invalid credentials' : (err as Error).message;
+    // A directory that is away comes back (retry); wrong credentials do not.
     throw new BackupError(
       ErrorCode.directoryConnectionFailed,
       `cannot bind to ${config.url} as ${config.bindDn}: ${why}`,
+      !badCredentials,
     );
   }
   try {

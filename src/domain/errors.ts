@@ -51,11 +51,15 @@ export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 /** The failure type name Temporal carries across workers; the code travels in the failure details. */
 export const BACKUP_ERROR_TYPE = 'BackupError';
 
-/** A business error: retrying cannot fix it, and it maps to one of the contract's return values. */
+/**
+ * A business error that maps to one of the contract's return values. Retrying cannot fix
+ * it — unless it is `transient` (the directory is away): then the activity is retried.
+ */
 export class BackupError extends Error {
   constructor(
     readonly code: ErrorCodeValue,
     message: string,
+    readonly transient = false,
   ) {
     super(message);
     this.name = BACKUP_ERROR_TYPE;

@@ -35,6 +35,13 @@ export function doneUpdate(step: BackupStep, executionTimes?: string[]): LeafUpd
 export function failedUpdate(step: BackupStep, code: number): LeafUpdate {
   return { mode: backupModes[step].running, state: '0', returnValue: code };
 }
+/**
+ * A failure before the node changed anything (node not reachable, a refused plan): the
+ * leaf stays at the "go" mode with the error code, telling that no file was left behind.
+ */
+export function refusedUpdate(step: BackupStep, code: number): LeafUpdate {
+  return { mode: backupModes[step].go, state: '0', returnValue: code };
+}
 
 /** `snapshot: N`, `downtime: N` in whole seconds, rounded up so that a short downtime never reads 0. */
 export function executionTime(label: string, ms: number): string {

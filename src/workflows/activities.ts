@@ -11,6 +11,15 @@ export const directory = proxyActivities<DirectoryActivities>({
 });
 
 /**
+ * The same, for leaf writes once a node has started changing a VM: retried for as long
+ * as the directory is away, since no outage may stop a half-done backup from finishing.
+ */
+export const patientDirectory = proxyActivities<DirectoryActivities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+});
+
+/**
  * Node activities on the VM's node queue, in three flavours:
  * - `probe`: the first, non-destructive step. Its schedule-to-start bound is the
  *   "node not reachable" wait: nothing else polls a node's queue.

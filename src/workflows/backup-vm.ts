@@ -14,12 +14,14 @@ import {
   executionTime,
   failedUpdate,
   goUpdate,
+  refusedUpdate,
   runningUpdate,
   type BackupStep,
+  type LeafUpdate,
 } from '../domain/protocol';
 import { expiredBackups } from '../domain/retention';
-import { isCompleteRun } from '../domain/runs';
-import { directory, nodeActivities } from './activities';
+import { isBeingDeleted, isCompleteRun } from '../domain/runs';
+import { directory, nodeActivities, patientDirectory } from './activities';
 import { backupFailure, summarizeFailure } from './failures';
 import { backupProgress, proceedToMerge, snapshotReported, type BackupProgress } from './messages';
 import { NodeKey } from './search-attributes';
@@ -76,7 +78,8 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
     if (f.code !== ErrorCode.cannotFindMachine) {
       // The VM exists but its configuration is unusable: tell the portal on the run leaf.
       await directory.initializeRun(vm, runDate);
-      await directory.updateRun(vm, runDate, failedUpdate('snapshot', f.code));
+      // Nothing was changed: the go mode with the error code does not hold the VM back.
+      await directory.updateRun(vm, runDate, refusedUpdate('snapshot', f.code));
     }
     throw backupFailure(`cannot back up ${vm}: ${f.message}`, f.code);
   }
@@ -86,13 +89,29 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
   const { probe, work } = nodeActivities(target.vm.node, input.timing);
 
   await directory.initializeRun(vm, runDate);
+  // From the first change on the node, leaf writes queue up and retry through any directory
+  // outage while the node steps go on; the leaf catches up when the directory is back.
+  const outageSafe = patched(LEAF_WRITES_OUTLAST_OUTAGES);
+  let changing = false;
+  let queue: Promise<void> = Promise.resolve();
+  let leafError: string | undefined;
+  const leaf = async (u: LeafUpdate): Promise<void> => {
+    if (!outageSafe || !changing) return directory.updateRun(vm, runDate, u);
+    queue = queue.then(() =>
+      patientDirectory.updateRun(vm, runDate, u).catch((err: unknown) => {
+        leafError ??= summarizeFailure(err).message;
+      }),
+    );
+  };
   const fail = async (step: BackupStep, err: unknown): Promise<never> => {
     const f = summarizeFailure(err);
     const message = f.nodeUnreachable
       ? `node ${target.vm.node} not reachable: no node worker took the ${step} of ${vm} (${f.message}); nothing was changed`
       : `${step} of ${vm} failed: ${f.message}`;
     progress.stage = 'failed';
-    await directory.updateRun(vm, runDate, failedUpdate(step, f.code));
+    // Before the node changed anything the leaf stays at the go mode: the VM is not held back.
+    await leaf(outageSafe && !changing ? refusedUpdate(step, f.code) : failedUpdate(step, f.code));
+    await queue;
     throw backupFailure(message, f.code);
   };
 
@@ -100,14 +119,18 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
   progress.stage = 'snapshot';
   await directory.updateRun(vm, runDate, goUpdate('snapshot'));
   let snap: SnapshotResult;
+  let ldif: string | undefined;
   try {
+    // Read before anything changes, so that a directory outage here changes nothing.
+    if (outageSafe) ldif = await directory.exportVmEntry(vm);
     await probe.inspectForSnapshot(run);
   } catch (err) {
     return fail('snapshot', err);
   }
   await directory.updateRun(vm, runDate, runningUpdate('snapshot'));
+  changing = true;
   try {
-    const ldif = await directory.exportVmEntry(vm);
+    ldif ??= await directory.exportVmEntry(vm);
     const snapInput: SnapshotInput = { ...run, ldif };
     snap = await work.snapshot(snapInput);
   } catch (err) {
@@ -118,9 +141,7 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
     if (outcome !== 'completed') return fail('snapshot', err);
     snap = await work.snapshot({ ...run, ldif: '' });
   }
-  await directory.updateRun(
-    vm,
-    runDate,
+  await leaf(
     doneUpdate('snapshot', [
       executionTime('snapshot', snap.snapshotMs),
       executionTime('downtime', snap.downtimeMs),
@@ -146,32 +167,40 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
 
   // --- merge ---
   progress.stage = 'merge';
-  await directory.updateRun(vm, runDate, goUpdate('merge'));
-  await directory.updateRun(vm, runDate, runningUpdate('merge'));
+  await leaf(goUpdate('merge'));
+  await leaf(runningUpdate('merge'));
+  let merged;
   try {
-    const merged = await work.merge(run);
-    await directory.updateRun(vm, runDate, doneUpdate('merge', [executionTime('merge', merged.mergeMs)]));
+    merged = await work.merge(run);
   } catch (err) {
     return fail('merge', err);
   }
+  await leaf(doneUpdate('merge', [executionTime('merge', merged.mergeMs)]));
 
   // --- retain ---
   progress.stage = 'retain';
-  await directory.updateRun(vm, runDate, goUpdate('retain'));
-  await directory.updateRun(vm, runDate, runningUpdate('retain'));
+  await leaf(goUpdate('retain'));
+  await leaf(runningUpdate('retain'));
   let retained;
   try {
     retained = await work.retain(run);
-    // Recorded on the leaf so that retention later deletes what this run wrote, wherever
-    // the plan then points.
-    const done = patched(BACKUP_DIR_ON_LEAF)
-      ? { ...doneUpdate('retain'), backupDir: retained.backupDir }
-      : doneUpdate('retain');
-    await directory.updateRun(vm, runDate, done);
   } catch (err) {
     return fail('retain', err);
   }
-  await directory.updateRun(vm, runDate, { mode: 'finished', state: 'now', returnValue: 0 });
+  // Recorded on the leaf so that retention later deletes what this run wrote, wherever
+  // the plan then points.
+  await leaf(
+    patched(BACKUP_DIR_ON_LEAF)
+      ? { ...doneUpdate('retain'), backupDir: retained.backupDir }
+      : doneUpdate('retain'),
+  );
+  await leaf({ mode: 'finished', state: 'now', returnValue: 0 });
+  await queue;
+  if (leafError)
+    throw backupFailure(
+      `backup of ${vm} is complete in ${retained.backupDir}, but its run leaf could not be written: ${leafError}`,
+      ErrorCode.directoryConnectionFailed,
+    );
   progress.stage = 'finished';
   // Added after the first release: runs recorded before it replay without it.
   const retention = patched('retention-after-backup') ? await applyRetention(vm, run, work) : undefined;
@@ -187,6 +216,9 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
     retention,
   };
 }
+
+/** Patch: leaf writes after the first change on the node outlast directory outages. */
+const LEAF_WRITES_OUTLAST_OUTAGES = 'leaf-writes-outlast-outages';
 
 /** Patch: the leaf records its backup directory, and retention deletes that one. */
 const BACKUP_DIR_ON_LEAF = 'backup-dir-on-leaf';
@@ -212,7 +244,7 @@ async function applyRetention(
   try {
     const runs = await directory.listRuns(vm);
     const expired = expiredBackups(
-      runs.map((r) => ({ runDate: r.runDate, complete: isCompleteRun(r) })),
+      runs.map((r) => ({ runDate: r.runDate, complete: isCompleteRun(r), beingDeleted: isBeingDeleted(r) })),
       run.plan.iterations,
     );
     for (const date of expired) {
