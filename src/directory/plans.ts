@@ -1,7 +1,7 @@
 import type { Directory, DirectoryEntry } from './connection';
 import type { StoneyTree } from './dn';
 import { readLeaves } from './run-leaf';
-import { isCompleteRun } from '../domain/runs';
+import { changedNothing, isCompleteRun } from '../domain/runs';
 import { assertNodeName, assertVmName } from '../domain/names';
 import type { NightlyCandidate } from '../domain/nightly';
 import { parseBoolean, type Attributes, type PlanLevel } from '../domain/plan';
@@ -120,6 +120,7 @@ export async function nightlyCandidates(
           mode: last.mode,
           returnValue: last.returnValue,
           complete: isCompleteRun(last),
+          changedNothing: changedNothing(last),
         };
     } catch (err) {
       candidate.problem = `cannot be backed up: ${(err as Error).message}`;

@@ -4,7 +4,15 @@ export interface NightlyCandidate {
   node: string;
   excluded: boolean;
   /** The newest run leaf, if any. */
-  lastRun?: { runDate: string; mode: string; returnValue: number | undefined; complete: boolean } | undefined;
+  lastRun?:
+    | {
+        runDate: string;
+        mode: string;
+        returnValue: number | undefined;
+        complete: boolean;
+        changedNothing?: boolean;
+      }
+    | undefined;
   /** Set when the VM's directory data could not be read or is invalid. */
   problem?: string | undefined;
 }
@@ -12,11 +20,14 @@ export interface NightlyCandidate {
 export interface NightlySelection {
   byNode: Record<string, string[]>;
   skipped: Array<{ vm: string; reason: string }>;
+  /** Included although their last run failed: it failed before anything was changed. */
+  retried?: Array<{ vm: string; reason: string }> | undefined;
 }
 
 /**
  * Drops excluded VMs, and VMs whose last backup did not finish cleanly: their retain area
- * may still hold files of that run, so an operator has to look before the next one.
+ * may still hold files of that run, so an operator has to look before the next one. A
+ * last run that failed before the node changed anything left nothing: the VM is retried.
  */
 export function selectForNightly(
   candidates: readonly NightlyCandidate[],
@@ -24,11 +35,18 @@ export function selectForNightly(
 ): NightlySelection {
   const byNode: Record<string, string[]> = {};
   const skipped: NightlySelection['skipped'] = [];
+  const retried: NonNullable<NightlySelection['retried']> = [];
   for (const c of [...candidates].sort((a, b) => a.vm.localeCompare(b.vm))) {
     if (c.problem) skipped.push({ vm: c.vm, reason: c.problem });
     else if (c.excluded)
       skipped.push({ vm: c.vm, reason: 'excluded from backup (sstBackupExcludeFromBackup: TRUE)' });
-    else if (c.lastRun && !c.lastRun.complete) {
+    else if (c.lastRun && !c.lastRun.complete && c.lastRun.changedNothing) {
+      retried.push({
+        vm: c.vm,
+        reason: `last backup ${c.lastRun.runDate} failed before anything was changed (return value ${c.lastRun.returnValue ?? '-'}): trying again`,
+      });
+      (byNode[c.node] ??= []).push(c.vm);
+    } else if (c.lastRun && !c.lastRun.complete) {
       skipped.push({
         vm: c.vm,
         reason:
@@ -37,5 +55,5 @@ export function selectForNightly(
       });
     } else (byNode[c.node] ??= []).push(c.vm);
   }
-  return { byNode, skipped };
+  return retried.length ? { byNode, skipped, retried } : { byNode, skipped };
 }

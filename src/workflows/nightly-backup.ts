@@ -20,6 +20,8 @@ export interface NightlyBackupResult {
   runDate: string;
   backedUp: Array<{ vm: string; node: string; downtimeMs: number; deletedByRetention: string[] }>;
   skipped: Array<{ vm: string; reason: string }>;
+  /** Backed up again although their last run failed: that run had changed nothing. */
+  retried?: Array<{ vm: string; reason: string }> | undefined;
   failed: Array<{ vm: string; node: string; reason: string; errorCode?: number | undefined }>;
 }
 
@@ -39,6 +41,7 @@ export async function nightlyBackup(input: NightlyBackupInput): Promise<NightlyB
     runDate,
     backedUp: [],
     skipped: selection.skipped,
+    ...(selection.retried?.length ? { retried: selection.retried } : {}),
     failed: [],
   };
   const nodes = Object.keys(selection.byNode).sort();
@@ -87,6 +90,7 @@ export async function nightlyBackup(input: NightlyBackupInput): Promise<NightlyB
     runDate,
     backedUp: result.backedUp.map((b) => `${b.vm} (downtime ${b.downtimeMs} ms)`),
     skipped: result.skipped.map((s) => `${s.vm}: ${s.reason}`),
+    retried: (result.retried ?? []).map((s) => `${s.vm}: ${s.reason}`),
     failed: result.failed.map((f) => `${f.vm}: ${f.reason}`),
   });
   return result;

@@ -92,6 +92,34 @@ describe('selectForNightly', () => {
     });
   });
 
+  it('backs up again a VM whose last run failed before the node changed anything, and says so', () => {
+    const selection = selectForNightly(
+      [
+        candidate('web01', 'node-a', {
+          lastRun: {
+            runDate: '20240105T030000Z',
+            mode: 'snapshot',
+            returnValue: 23,
+            complete: false,
+            changedNothing: true,
+          },
+        }),
+      ],
+      vmDnOf,
+    );
+    expect(selection).toEqual({
+      byNode: { 'node-a': ['web01'] },
+      skipped: [],
+      retried: [
+        {
+          vm: 'web01',
+          reason:
+            'last backup 20240105T030000Z failed before anything was changed (return value 23): trying again',
+        },
+      ],
+    });
+  });
+
   it('writes a dash for the return value of an incomplete run that has none', () => {
     const [skip] = selectForNightly(
       [

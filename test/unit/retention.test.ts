@@ -99,3 +99,19 @@ describe('expiredBackups regressions', () => {
     expect(expiredBackups(runs, Number.NaN)).toEqual(['20240101T030000Z']);
   });
 });
+
+describe('expiredBackups retries unfinished deletions', () => {
+  const stuck = (runDate: string): RunSummary => ({ runDate, complete: false, beingDeleted: true });
+
+  it('deletes again a run whose earlier deletion did not finish', () => {
+    expect(expiredBackups([stuck(D1), ok(D2), ok(D3)], 2)).toEqual([D1]);
+  });
+
+  it('adds it to the runs that expire now', () => {
+    expect(expiredBackups([stuck(D1), ok(D2), ok(D3), ok(D4)], 2)).toEqual([D1, D2]);
+  });
+
+  it('still deletes nothing when the newest run failed', () => {
+    expect(expiredBackups([stuck(D1), ok(D2), failed(D3)], 1)).toEqual([]);
+  });
+});

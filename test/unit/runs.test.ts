@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isCompleteRun } from '../../src/domain/runs';
+import { changedNothing, isBeingDeleted, isCompleteRun } from '../../src/domain/runs';
 
 describe('isCompleteRun', () => {
   it('counts a run that ended finished with return value 0 as complete', () => {
@@ -81,5 +81,32 @@ describe('isCompleteRun regressions', () => {
   it('reads the mode case-insensitively, as the directory compares it', () => {
     expect(isCompleteRun({ mode: 'FINISHED', returnValue: 0 })).toBe(true);
     expect(isCompleteRun({ mode: 'Finished', returnValue: 0 })).toBe(true);
+  });
+});
+
+describe('changedNothing', () => {
+  it.each(['initialize', 'initialized', 'snapshot', 'SNAPSHOT'])(
+    'is true for a run that ended at %s',
+    (mode) => {
+      expect(changedNothing({ mode })).toBe(true);
+    },
+  );
+
+  it.each(['snapshotting', 'snapshotted', 'merging', 'retaining', 'finished', 'deleting'])(
+    'is false once the node may have acted (%s)',
+    (mode) => {
+      expect(changedNothing({ mode })).toBe(false);
+    },
+  );
+});
+
+describe('isBeingDeleted', () => {
+  it.each([
+    ['delete', true],
+    ['Deleting', true],
+    ['deleted', false],
+    ['finished', false],
+  ] as const)('%s → %s', (mode, expected) => {
+    expect(isBeingDeleted({ mode })).toBe(expected);
   });
 });
