@@ -101,6 +101,32 @@ export function nodeConfig(env: Env = process.env): NodeConfig {
   };
 }
 
+/** How much a node worker runs at once. */
+export interface NodeLimits {
+  /** `virsh save`s in parallel (each also waits for room for its state file). */
+  maxParallelSaves: number;
+  /** The worker's activity slots; a waiting save holds one, so keep it above the node's VMs. */
+  maxParallelActivities: number;
+}
+
+function count(env: Env, name: string, fallback: number): number {
+  const v = env[name];
+  if (v === undefined || v.trim() === '') return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new ConfigError(
+      `environment variable ${name} must be a positive integer, got ${JSON.stringify(v)}`,
+    );
+  return n;
+}
+
+export function nodeLimits(env: Env = process.env): NodeLimits {
+  return {
+    maxParallelSaves: count(env, 'VMBACKUP_MAX_PARALLEL_SAVES', 4),
+    maxParallelActivities: count(env, 'VMBACKUP_MAX_PARALLEL_ACTIVITIES', 32),
+  };
+}
+
 /** How long workflows wait for things; in workflow input so that tests can shorten them. */
 export interface Timing {
   /** Bounded wait for a node worker to pick up the first, non-destructive step. */

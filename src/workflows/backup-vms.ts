@@ -1,15 +1,20 @@
 import {
   condition,
   ParentClosePolicy,
+  patched,
+  proxyActivities,
   setHandler,
   startChild,
   workflowInfo,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { NodeActivities } from '../activities/node';
 import type { Timing } from '../config';
-import { assertRunDate, assertVmName, formatRunDate } from '../domain/names';
+import { assertRunDate, assertVmName, formatRunDate, nodeTaskQueue } from '../domain/names';
 import { ErrorCode } from '../domain/errors';
+import { groupSaves, type SaveGrouping, type SaveSpan } from '../domain/save-room';
+import { directory } from './activities';
 import { backupVm, type BackupVmResult } from './backup-vm';
 import { backupFailure, summarizeFailure } from './failures';
 import { vmWorkflowId } from './ids';
@@ -30,11 +35,44 @@ export type VmOutcome =
 export interface BackupVmsResult {
   runDate: string;
   results: VmOutcome[];
+  /** How the nodes' save limits grouped the saves (absent in runs from before it existed). */
+  saves?: (SaveGrouping & { spans: SaveSpan[] }) | undefined;
+}
+
+/** Patch: the run reads each save's span from its node and reports how they were grouped. */
+const SAVE_GROUPS = 'save-groups';
+
+/**
+ * When each snapshotted VM's save began and its downtime ended, read from its journal before
+ * the merges start (the retain removes it). Only a report: a VM whose span cannot be read
+ * within seconds is left out, and never holds up the merges for long.
+ */
+async function readSaveSpans(vms: string[], runDate: string): Promise<SaveSpan[]> {
+  const spans = await Promise.all(
+    vms.map(async (vm): Promise<SaveSpan | undefined> => {
+      try {
+        const target = await directory.loadBackupTarget(vm);
+        const node = proxyActivities<NodeActivities>({
+          taskQueue: nodeTaskQueue(target.vm.node),
+          scheduleToCloseTimeout: '20s',
+          startToCloseTimeout: '10s',
+          retry: { maximumAttempts: 2 },
+        });
+        const s = await node.saveSpan({ vm, runDate, disks: target.vm.disks, plan: target.plan });
+        if (s.saveStartedAt === undefined || s.restoredAt === undefined) return undefined; // was off
+        return { vm, startedAt: s.saveStartedAt, endedAt: s.restoredAt };
+      } catch {
+        return undefined;
+      }
+    }),
+  );
+  return spans.filter((s): s is SaveSpan => s !== undefined);
 }
 
 /**
  * Backs up several VMs (possibly on several nodes) so that their backup instants are
- * close: every VM's snapshot runs first, in parallel; only when all have finished (or
+ * close: every VM's snapshot runs first, in parallel as far as each node's save limits
+ * allow (the result says how the saves were grouped); only when all have finished (or
  * failed) do the merges and retains begin, and only for the VMs whose snapshot succeeded.
  * Each VM runs as its own `backupVm` child under the VM's workflow ID.
  */
@@ -94,11 +132,17 @@ export async function backupVms(input: BackupVmsInput): Promise<BackupVmsResult>
 
   // All snapshots first: each child reports its snapshot, or ends (failed before merging).
   await condition(() => [...children.keys()].every((vm) => reported.has(vm) || outcomes.has(vm)));
+  let saves: BackupVmsResult['saves'];
+  if (patched(SAVE_GROUPS)) {
+    const snapshotted = [...children.keys()].filter((vm) => !outcomes.has(vm));
+    const spans = await readSaveSpans(snapshotted, runDate);
+    saves = { ...groupSaves(spans), spans };
+  }
   await Promise.all(
     [...children.entries()]
       .filter(([vm]) => !outcomes.has(vm))
       .map(([, child]) => child.signal(proceedToMerge)),
   );
   await condition(() => input.vms.every((vm) => outcomes.has(vm)));
-  return { runDate, results: input.vms.map((vm) => outcomes.get(vm)!) };
+  return { runDate, results: input.vms.map((vm) => outcomes.get(vm)!), ...(saves && { saves }) };
 }

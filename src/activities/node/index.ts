@@ -7,6 +7,7 @@ import { deleteBackup } from './delete-backup';
 import { describeBackups } from './describe-backups';
 import { merge } from './merge';
 import { retain } from './retain';
+import { saveSpan } from './save-slots';
 import { inspectForSnapshot, rollbackSnapshot, snapshot } from './snapshot';
 import type { SnapshotInput, VmRunInput } from './types';
 import {
@@ -28,6 +29,8 @@ export function createNodeActivities(config: NodeConfig) {
       );
   return {
     inspectForSnapshot: asFailure(guarded(inspectForSnapshot)),
+    // Read-only and brief: not queued behind the VM's running step.
+    saveSpan: asFailure((input: VmRunInput) => saveSpan(deps, input)),
     snapshot: asFailure(guarded((d, input: SnapshotInput) => snapshot(d, input))),
     rollbackSnapshot: asFailure(guarded((d, input: VmRunInput) => rollbackSnapshot(d, input))),
     merge: asFailure(guarded(merge)),

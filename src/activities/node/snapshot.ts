@@ -3,6 +3,7 @@ import path from 'node:path';
 import { BackupError, ErrorCode } from '../../domain/errors';
 import { allDisks, memoryBytes, withBackingFiles } from '../../domain/domain-xml';
 import { isInside } from '../../domain/paths';
+import { stateFileBytes } from '../../domain/save-room';
 import {
   decideRollback,
   decideSnapshot,
@@ -13,6 +14,7 @@ import {
 } from '../../domain/steps/snapshot';
 import { backingChain, createOverlay, imageInfo, topHasData } from '../../hypervisor/qemu-img';
 import { drive } from './drive';
+import { withSaveRoom } from './save-slots';
 import {
   chown,
   durableRename,
@@ -122,22 +124,23 @@ export async function inspectForSnapshot(deps: NodeDeps, input: VmRunInput): Pro
     const saveDir = input.plan.ramDisk ?? input.plan.retainRoot;
     if (!(await exists(saveDir)))
       throw new BackupError(ErrorCode.retainRootMissing, `${saveDir} does not exist`);
-    let free: number;
+    let total: number;
     try {
       const s = statfsSync(saveDir);
-      free = s.bavail * s.bsize;
+      total = s.blocks * s.bsize;
     } catch (err) {
       throw new BackupError(
         ErrorCode.noDiskSpaceInformation,
         `cannot read free space of ${saveDir}: ${(err as Error).message}`,
       );
     }
-    // The state file holds at most the guest's RAM plus device state.
-    const needed = Math.ceil(mem * 1.1) + 16 * 1024 * 1024;
-    if (free < needed)
+    // The state file holds at most the guest's RAM plus device state. Room beside the node's
+    // other saves is waited for at the save; only a state that can never fit fails here.
+    const needed = stateFileBytes(mem);
+    if (total < needed)
       throw new BackupError(
         input.plan.ramDisk ? ErrorCode.ramDiskTooSmall : ErrorCode.notEnoughDiskSpace,
-        `${saveDir} has ${free} bytes free, the state file needs up to ${needed}`,
+        `${saveDir} holds ${total} bytes in all, the state file needs up to ${needed}`,
       );
   }
   if (!(await exists(input.plan.retainRoot)))
@@ -295,18 +298,27 @@ async function snapshotAct(
     case 'prepare-overlay':
       return prepareOverlay(input, diskOf(paths, a.target));
     case 'save-state': {
-      // --- downtime window starts: the VM stops running here ---
-      await writeJournal(paths.layout.retainDir, {
-        ...(await currentJournal(paths)),
-        saveStartedAt: Date.now(),
+      const needed = stateFileBytes(memoryBytes(await deps.virsh.dumpXml(input.vm)));
+      const room = {
+        dir: paths.layout.stateSaveDir,
+        file: paths.state.saved,
+        needed,
+        ramDisk: !!plan.ramDisk,
+      };
+      // Waits, VM still running, until the node's other saves leave room for this state file.
+      return withSaveRoom(room, async () => {
+        // --- downtime window starts: the VM stops running here ---
+        await writeJournal(paths.layout.retainDir, {
+          ...(await currentJournal(paths)),
+          saveStartedAt: Date.now(),
+        });
+        await fs.rm(paths.state.saved, { force: true });
+        await step(ErrorCode.cannotSaveState, 'save the VM state', () =>
+          deps.virsh.save(input.vm, paths.state.saved),
+        );
+        // Guest RAM: only root may read it.
+        await fs.chmod(paths.state.saved, 0o600);
       });
-      await fs.rm(paths.state.saved, { force: true });
-      await step(ErrorCode.cannotSaveState, 'save the VM state', () =>
-        deps.virsh.save(input.vm, paths.state.saved),
-      );
-      // Guest RAM: only root may read it.
-      await fs.chmod(paths.state.saved, 0o600);
-      return;
     }
     case 'move-disk': {
       const d = diskOf(paths, a.target);
