@@ -129,12 +129,13 @@ export class Virsh {
 
   /** Starts a block pull (`block-stream`) of `target`; returns at once. */
   async startBlockPull(vm: string, target: string, bandwidthMiB: number): Promise<void> {
+    // Options before `--`: after it virsh took `--bandwidth` for the bandwidth's value and refused it.
     await this.virsh([
       'blockpull',
+      ...(bandwidthMiB > 0 ? ['--bandwidth', String(bandwidthMiB)] : []),
       '--',
       vm,
       target,
-      ...(bandwidthMiB > 0 ? ['--bandwidth', String(bandwidthMiB)] : []),
     ]);
   }
 
