@@ -29,7 +29,9 @@ export interface SaveRequest {
 }
 
 export type SaveAdmission =
-  { kind: 'admit' } | { kind: 'wait'; why: string; freeBytes: number } | { kind: 'never'; why: string };
+  | { kind: 'admit' }
+  | { kind: 'wait'; for: 'room' | 'cap'; why: string; freeBytes: number }
+  | { kind: 'never'; why: string };
 
 /**
  * Whether a save may start now. What a running save still has to write is taken from the
@@ -47,12 +49,14 @@ export function admitSave(r: SaveRequest): SaveAdmission {
   if (r.running >= r.maxParallel)
     return {
       kind: 'wait',
-      why: `${r.running} saves run on this node, at most ${r.maxParallel} at once`,
+      for: 'cap',
+      why: `${r.running === 1 ? '1 save runs' : `${r.running} saves run`} on this node, at most ${r.maxParallel} at once`,
       freeBytes,
     };
   if (freeBytes < r.needed)
     return {
       kind: 'wait',
+      for: 'room',
       why: `${mib(r.needed)} MiB needed, ${mib(freeBytes)} free`,
       freeBytes,
     };

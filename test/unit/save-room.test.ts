@@ -37,7 +37,7 @@ describe('admitSave', () => {
       { reserved: 300 * MiB, written: 100 * MiB },
     ];
     const w = admitSave(req({ free: 800 * MiB, needed: 450 * MiB, onFilesystem: running, running: 2 }));
-    expect(w).toMatchObject({ kind: 'wait', freeBytes: 400 * MiB });
+    expect(w).toMatchObject({ kind: 'wait', for: 'room', freeBytes: 400 * MiB });
     if (w.kind === 'wait') expect(w.why).toBe('450 MiB needed, 400 free');
     expect(admitSave(req({ free: 800 * MiB, needed: 400 * MiB, onFilesystem: running, running: 2 }))).toEqual(
       { kind: 'admit' },
@@ -51,7 +51,7 @@ describe('admitSave', () => {
 
   it('waits at the node cap of parallel saves even with room', () => {
     const w = admitSave(req({ running: 4, maxParallel: 4 }));
-    expect(w).toMatchObject({ kind: 'wait' });
+    expect(w).toMatchObject({ kind: 'wait', for: 'cap' });
     if (w.kind === 'wait') expect(w.why).toBe('4 saves run on this node, at most 4 at once');
   });
 
@@ -193,7 +193,11 @@ describe('withSaveRoom (one worker, the real filesystem of the temp directory)',
     await tick();
     expect(log).toEqual(['a start']);
     expect(b.beats).toContainEqual(
-      expect.objectContaining({ waiting: expect.stringMatching(/at most 1 at once/) }),
+      expect.objectContaining({
+        waiting: expect.stringMatching(
+          /^waiting for a save slot: 1 save runs on this node, at most 1 at once$/,
+        ),
+      }),
     );
     a.release();
     await a.done;

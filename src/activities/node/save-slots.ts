@@ -83,7 +83,10 @@ export async function withSaveRoom<T>(req: SaveRoomRequest, save: () => Promise<
     }
     reportProgress({
       step: 'snapshot',
-      waiting: `waiting for room for the state file on ${req.dir}: ${decision.why}`,
+      waiting:
+        decision.for === 'room'
+          ? `waiting for room for the state file on ${req.dir}: ${decision.why}`
+          : `waiting for a save slot: ${decision.why}`,
     });
     await new Promise<void>((resolve) => {
       const wake = () => {
