@@ -14,6 +14,7 @@ import {
   guestWrite,
   leaves,
   MiB,
+  roots,
   sameGuestContent,
   startBackup,
   virsh,
@@ -96,6 +97,8 @@ async function expectFinishedIntact(
   for (const w of s.writes) expect(await guestReads(name, 0, w)).toBe(true);
   expect(await backingFileOf(s.vm.disks[0]!.file)).toBeUndefined();
   // (The live image is read by the guest above: QEMU still holds some of its metadata in memory.)
+  // libvirt, too, knows the pull finished: no backing store left in the retain area.
+  expect(await virsh.dumpXml(name)).not.toContain(roots.retain);
   const saved = path.join(result.backupDir, `${path.basename(s.vm.disks[0]!.file)}.${result.runDate}`);
   expect(await sameGuestContent(s.expected, saved)).toBe(true);
   expect((await leaves(name)).find((l) => l.runDate === result.runDate)).toMatchObject({
@@ -166,6 +169,35 @@ describe('a backup outlives an unresponsive or restarted libvirtd', () => {
     expect(seen).toContainEqual(
       expect.objectContaining({ step: 'merge', waiting: expect.stringMatching(/^libvirt is not reachable/) }),
     );
+    await expectFinishedIntact(result, s);
+  });
+
+  it('finishes a merge whose pull QEMU completed while libvirtd was gone', async () => {
+    const s = await slowMergeVm('vmbt-lv-done');
+    const handle = await startBackup(s.vm.name);
+    await untilPulling(handle, s.vm.name);
+    const pid = await libvirtdPid();
+    expect(pid).toBeDefined();
+    const t0 = performance.now();
+    let pulled = false;
+    process.kill(pid!, 'SIGKILL');
+    try {
+      // QEMU streams on and rewrites the overlay's header when it is done (at most ~45 s here).
+      const until = Date.now() + 45_000;
+      while (Date.now() < until && !(pulled = (await backingFileOf(s.vm.disks[0]!.file)) === undefined))
+        await sleep(500);
+    } finally {
+      if (!(await libvirtdPid())) await run('libvirtd', ['-d']);
+    }
+    const tRestarted = performance.now();
+    for (let i = 0; i < 40 && !(await virsh.state(s.vm.name).catch(() => undefined)); i++) await sleep(250);
+    const after = (await virsh.blockJob(s.vm.name, 'vda').catch((e: Error) => e.message)) ?? 'none';
+    const result = (await handle.result()) as BackupVmResult;
+    console.log(
+      `pulled while down: ${pulled} after ${Math.round(tRestarted - t0)} ms; block job after restart ` +
+        `${JSON.stringify(after)}; finished ${Math.round(performance.now() - tRestarted)} ms after restart`,
+    );
+    expect(pulled).toBe(true);
     await expectFinishedIntact(result, s);
   });
 });
