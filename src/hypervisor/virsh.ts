@@ -1,7 +1,7 @@
 import { CommandError, LibvirtUnreachableError, run, transient, type CommandKind } from './run';
 
 const UNREACHABLE =
-  /failed to connect to the hypervisor|End of file while reading data|client socket is closed|Cannot recv data|Cannot write data|no connection driver available/i;
+  /failed to connect to the hypervisor|End of file while reading data|client socket is closed|Cannot recv data/i;
 
 export type DomainState = 'running' | 'paused' | 'shut off' | 'other';
 

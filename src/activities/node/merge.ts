@@ -56,10 +56,12 @@ async function mergeAct(
         deps.virsh.start(input.vm, true),
       );
     case 'start-pull':
-      pulls.set(a.target!, (pulls.get(a.target!) ?? 0) + 1);
-      return step(ErrorCode.mergeFailed, `block pull of ${a.target}`, () =>
+      await step(ErrorCode.mergeFailed, `block pull of ${a.target}`, () =>
         deps.virsh.startBlockPull(input.vm, a.target!, input.plan.mergeBandwidth),
       );
+      // Counted once libvirt took it: a blockpull libvirt did not answer is no pull that ended.
+      pulls.set(a.target!, (pulls.get(a.target!) ?? 0) + 1);
+      return;
     case 'stop-vm':
       return step(ErrorCode.mergeFailed, `stop ${input.vm} again after the merge`, () =>
         deps.virsh.destroy(input.vm),
