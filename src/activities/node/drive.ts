@@ -27,7 +27,8 @@ const SAY_UNCHANGED_AFTER_MS = 10_000;
  */
 export async function drive<W, A extends Action, R>(m: StepMachine<W, A, R>): Promise<R> {
   let waited: { why: string; since: number } | undefined;
-  for (let n = 0; n < MAX_ACTIONS; n++) {
+  // Only actions count towards the cap: a long merge may wait for hours.
+  for (let acted = 0; acted < MAX_ACTIONS;) {
     let world: W;
     try {
       world = await keepingTransient(() => m.observe());
@@ -61,6 +62,7 @@ export async function drive<W, A extends Action, R>(m: StepMachine<W, A, R>): Pr
       }
       case 'act': {
         const a = decision.action;
+        acted++;
         const point = `${m.step}:${a.kind}`;
         heartbeat({ step: m.step, action: describeAction(a) });
         failpoint(`${point}:before`);
