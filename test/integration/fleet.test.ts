@@ -287,7 +287,8 @@ describe('retention', () => {
     expect((await leaves(vm)).map((l) => [l.runDate, l.mode])).toEqual(kept.map((d) => [d, 'finished']));
     expect(await listFiles(vmDir)).toEqual(kept);
 
-    // The next run fails: nothing is deleted, and the failed leaf stays for an operator.
+    // The next run fails before the node changes anything: nothing is deleted, and the leaf
+    // stays at the snapshot go mode with the error (a later night tries the VM again).
     await withDirectory(directory, (dir) =>
       dir.replace(tree.vmBackup(vm), { sstBackupRamDiskLocation: `file://${roots.ramDisk}/missing` }),
     );
@@ -312,7 +313,7 @@ describe('retention', () => {
       );
     }
     expect(lines.find((l) => l.startsWith(after[2]!.runDate))).toMatch(
-      /INCOMPLETE \(snapshotting, 3\)\s+0\.0 MiB\s+\(no files\)/,
+      /INCOMPLETE \(snapshot, 3\)\s+0\.0 MiB\s+\(no files\)/,
     );
   });
 });
