@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { CONTROL_TASK_QUEUE, timingFromEnv } from '../../src/config';
@@ -23,22 +23,11 @@ import {
   tree_of,
   virsh,
 } from '../support/harness';
+import { failureOf } from '../support/failure';
 import { useTestNode } from '../support/lifecycle';
 
 const NODE = 'vmbt-node-x';
 const created = useTestNode(NODE).vms;
-
-/** The error code and message a failed backup workflow ended with. */
-async function failureOf(promise: Promise<unknown>): Promise<{ code: number | undefined; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    if (!(err instanceof WorkflowFailedError)) throw err;
-    const cause = err.cause as { message: string; details?: Array<{ code?: number }> };
-    return { code: cause.details?.[0]?.code, message: cause.message };
-  }
-  throw new Error('the backup did not fail');
-}
 
 /** Everything of a VM that a refused backup must leave as it was. */
 async function footprint(vm: string, disks: string[]) {

@@ -14,6 +14,7 @@ import {
   backingFileOf,
   backupMany,
   createVm,
+  forgetVm,
   expectedDisk,
   guestReads,
   guestWrite,
@@ -21,7 +22,6 @@ import {
   MiB,
   nextRunDate,
   node,
-  removeVm,
   roots,
   sameGuestContent,
   temporal,
@@ -42,20 +42,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const vm of names) {
-    await (
-      await temporal()
-    ).workflow
-      .getHandle(vmWorkflowId(vm))
-      .terminate('test over')
-      .catch(() => undefined);
-    await removeVm(vm).catch(() => undefined);
-    for (const dir of [
-      path.join(roots.retain, 'vm-persistent', 'sandbox-pool', vm),
-      path.join(roots.backup, 'vm-persistent', 'sandbox-pool', vm),
-    ])
-      await fs.rm(dir, { recursive: true, force: true });
-  }
+  for (const vm of names) await forgetVm(vm);
   await run('umount', [mount]).catch(() => undefined);
   await fs.rmdir(mount).catch(() => undefined);
   await removeRamBlob(BLOB).catch(() => undefined);

@@ -1,7 +1,6 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SandboxVm } from '../../src/dev/sandbox-vm';
 import { ErrorCode } from '../../src/domain/errors';
@@ -23,6 +22,7 @@ import {
   virsh,
   type GuestWrite,
 } from '../support/harness';
+import { failureOf } from '../support/failure';
 import { useTestNode } from '../support/lifecycle';
 import { WorkerProcess } from '../support/worker-process';
 
@@ -62,18 +62,6 @@ async function fill(name: string, leave: number): Promise<string> {
   const size = (await freeBytes(mount)) - leave;
   await run('fallocate', ['-l', String(size), filler]);
   return filler;
-}
-
-/** The error code and message a failed backup workflow ended with. */
-async function failureOf(promise: Promise<unknown>): Promise<{ code: number | undefined; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    if (!(err instanceof WorkflowFailedError)) throw err;
-    const cause = err.cause as { message: string; details?: Array<{ code?: number }> };
-    return { code: cause.details?.[0]?.code, message: cause.message };
-  }
-  throw new Error('the backup did not fail');
 }
 
 /** Name, size and mtime of every file in a directory. */

@@ -23,6 +23,7 @@ import {
   backingFileOf,
   backupMany,
   createVm,
+  forgetVm,
   directory,
   expectedDisk,
   guestReads,
@@ -41,6 +42,7 @@ import {
   virsh,
   type GuestWrite,
 } from '../support/harness';
+import { failureOf } from '../support/failure';
 import { runWithKills } from '../support/kill-sweep';
 import { WorkerProcess } from '../support/worker-process';
 
@@ -54,21 +56,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const vm of vms) {
-    await (
-      await temporal()
-    ).workflow
-      .getHandle(vmWorkflowId(vm))
-      .terminate('test over')
-      .catch(() => undefined);
-    await removeVm(vm).catch(() => undefined);
-    for (const dir of [
-      path.join(roots.retain, 'vm-persistent', 'sandbox-pool', vm),
-      path.join(roots.backup, 'vm-persistent', 'sandbox-pool', vm),
-      path.join(roots.ramDisk, vm),
-    ])
-      await fs.rm(dir, { recursive: true, force: true });
-  }
+  for (const vm of vms) await forgetVm(vm);
   for (const f of extraFiles) await fs.rm(f, { force: true });
   for (const b of blobs) await removeRamBlob(b).catch(() => undefined);
   await fs.rm(scratch, { recursive: true, force: true });
@@ -88,18 +76,6 @@ async function withWorker<T>(
   } finally {
     await worker.stop();
   }
-}
-
-/** The error code and message a failed backup workflow ended with. */
-async function failureOf(promise: Promise<unknown>): Promise<{ code: number | undefined; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    if (!(err instanceof WorkflowFailedError)) throw err;
-    const cause = err.cause as { message: string; details?: Array<{ code?: number }> };
-    return { code: cause.details?.[0]?.code, message: cause.message };
-  }
-  throw new Error('the backup did not fail');
 }
 
 /** Size and mtime of each disk, libvirt's view of the VM, and every retain/backup/RAM-disk file of it. */

@@ -83,6 +83,23 @@ export function removeVm(name: string, pool?: string): Promise<void> {
   return removeSandboxVm(name, deps, pool);
 }
 
+/** After a test: stops the VM's runs, removes it and whatever its runs left in the storage roots. */
+export async function forgetVm(name: string, pool = 'sandbox-pool'): Promise<void> {
+  await (
+    await temporal()
+  ).workflow
+    .getHandle(vmWorkflowId(name))
+    .terminate('test over')
+    .catch(() => undefined);
+  await removeVm(name, pool).catch(() => undefined);
+  for (const dir of [
+    path.join(roots.retain, 'vm-persistent', pool, name),
+    path.join(roots.backup, 'vm-persistent', pool, name),
+    path.join(roots.ramDisk, name),
+  ])
+    await fs.rm(dir, { recursive: true, force: true });
+}
+
 let client: Client | undefined;
 export async function temporal(): Promise<Client> {
   if (!client) {
