@@ -72,30 +72,40 @@ async function expectBackedUp(vm: string, result: BackupVmResult) {
   expect(leaf).toMatchObject({ mode: 'finished', returnValue: 0 });
 }
 
+/**
+ * A VM with guest data whose backup is held at the start of its merge (the snapshot done):
+ * `release` lets the node go on. The worker must be stopped by the caller.
+ */
+async function backupHeldBeforeMerge(vm: string) {
+  vms.push(vm);
+  const created = await createVm({ name: vm, node: NODE });
+  await guestWrite(vm, 0, DATA);
+  const barrier = path.join(scratch, vm);
+  await fs.mkdir(barrier);
+  const worker = await WorkerProcess.start(['node', '--node', NODE], {
+    VMBACKUP_PAUSEPOINTS: 'merge:start-pull:before',
+    VMBACKUP_FAILPOINT_DIR: barrier,
+  });
+  const handle = await startBackup(vm);
+  await waitFor(path.join(barrier, 'merge_start-pull_before.reached'), 120_000);
+  const release = () => fs.writeFile(path.join(barrier, 'merge_start-pull_before.go'), '');
+  return { disk: created.disks[0]!.file, worker, handle, release };
+}
+
 describe('a night with outages', () => {
   it(
     'a directory stopped for minutes right after the snapshot: merge and retain go on, the leaf catches up and ends finished',
     async () => {
       const vm = 'vmbt-night-ldap';
-      vms.push(vm);
-      const created = await createVm({ name: vm, node: NODE });
-      await guestWrite(vm, 0, DATA);
-      const barrier = path.join(scratch, 'ldap');
-      await fs.mkdir(barrier);
       // The worker stops before the merge until the directory is down.
-      const worker = await WorkerProcess.start(['node', '--node', NODE], {
-        VMBACKUP_PAUSEPOINTS: 'merge:start-pull:before',
-        VMBACKUP_FAILPOINT_DIR: barrier,
-      });
+      const { disk, worker, handle, release } = await backupHeldBeforeMerge(vm);
       try {
-        const handle = await startBackup(vm);
-        await waitFor(path.join(barrier, 'merge_start-pull_before.reached'), 120_000);
         await kill(path.join(repoRoot, '.dev', 'slapd', 'slapd.pid'), 'SIGKILL');
         const down = Date.now();
-        await fs.writeFile(path.join(barrier, 'merge_start-pull_before.go'), '');
+        await release();
         // With the directory away, the node still merges: the live image stops depending on the retain area.
-        for (let i = 0; i < 600 && (await backingFileOf(created.disks[0]!.file)); i++) await sleep(500);
-        expect(await backingFileOf(created.disks[0]!.file)).toBeUndefined();
+        for (let i = 0; i < 600 && (await backingFileOf(disk)); i++) await sleep(500);
+        expect(await backingFileOf(disk)).toBeUndefined();
         await sleep(Math.max(0, OUTAGE_MS - (Date.now() - down)));
         await bringServicesBack();
         const result = (await handle.result()) as BackupVmResult;
@@ -110,20 +120,10 @@ describe('a night with outages', () => {
 
   it('the Temporal server killed and restarted in the middle of a backup: the backup finishes on its own', async () => {
     const vm = 'vmbt-night-temporal';
-    vms.push(vm);
-    await createVm({ name: vm, node: NODE });
-    await guestWrite(vm, 0, DATA);
-    const barrier = path.join(scratch, 'temporal');
-    await fs.mkdir(barrier);
-    const worker = await WorkerProcess.start(['node', '--node', NODE], {
-      VMBACKUP_PAUSEPOINTS: 'merge:start-pull:before',
-      VMBACKUP_FAILPOINT_DIR: barrier,
-    });
+    const { worker, handle, release } = await backupHeldBeforeMerge(vm);
     try {
-      const handle = await startBackup(vm);
-      await waitFor(path.join(barrier, 'merge_start-pull_before.reached'), 120_000);
       await kill(path.join(repoRoot, '.dev', 'temporal.pid'), 'SIGKILL');
-      await fs.writeFile(path.join(barrier, 'merge_start-pull_before.go'), '');
+      await release();
       await sleep(5000);
       await bringServicesBack();
       const result = (await handle.result()) as BackupVmResult;

@@ -108,8 +108,8 @@ export async function transferFile(
 }
 
 /**
- * Moves a file: a durable rename on one filesystem; otherwise a durable copy, and only then
- * the source removed. Re-running after a crash at any point finishes the move.
+ * Moves a file: `transferFile`, then the source removed if it was copied. Re-running after
+ * a crash at any point finishes the move.
  */
 export async function moveFile(
   src: string,
@@ -123,12 +123,8 @@ export async function moveFile(
     return;
   }
   if (src === dst) return;
-  if (await sameFilesystem(path.dirname(src), path.dirname(dst))) {
-    await options.prepare?.(src);
-    await durableRename(src, dst);
-    return;
-  }
-  if (!(await exists(dst))) await durableCopy(src, dst, options);
+  if (await sameFilesystem(path.dirname(src), path.dirname(dst))) return transferFile(src, dst, options);
+  if (!(await exists(dst))) await transferFile(src, dst, options);
   else await syncDir(path.dirname(dst)); // copied by an attempt that may have died before its sync
   await durableUnlink(src);
 }
