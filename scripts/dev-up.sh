@@ -37,6 +37,8 @@ SLAPD_PID="$SLAPD_DIR/slapd.pid"
 SLAPD_PWFILE="$SLAPD_DIR/bind-password"
 SLAPD_STAMP="$SLAPD_DIR/config.stamp"
 STONEY_SCHEMA="$VMBACKUP_REPO/ldap/schema/stoney.ldif"
+# The project's own schema (vmbackupMode, ...), loaded after stoney.
+VMBACKUP_SCHEMA="$VMBACKUP_REPO/ldap/schema/vmbackup.ldif"
 SYSTEM_SCHEMA_DIR=/etc/ldap/schema
 
 LIBVIRT_URI="qemu:///system"
@@ -106,7 +108,7 @@ slapd_config_stamp() {
   {
     printf 'version=%s\nrepo=%s\npassword=%s\n' "$SLAPD_CONFIG_VERSION" "$VMBACKUP_REPO" "$LDAP_BIND_PASSWORD"
     cat -- "$SYSTEM_SCHEMA_DIR/core.ldif" "$SYSTEM_SCHEMA_DIR/cosine.ldif" \
-      "$SYSTEM_SCHEMA_DIR/inetorgperson.ldif" "$STONEY_SCHEMA"
+      "$SYSTEM_SCHEMA_DIR/inetorgperson.ldif" "$STONEY_SCHEMA" "$VMBACKUP_SCHEMA"
   } | sha256sum | cut -d' ' -f1
 }
 
@@ -127,7 +129,7 @@ generate_slapd_ldif() {
   # The schema entries are inlined rather than include:d so that no file URL
   # (with a possibly odd repository path) has to be encoded.
   for schema in "$SYSTEM_SCHEMA_DIR/core.ldif" "$SYSTEM_SCHEMA_DIR/cosine.ldif" \
-    "$SYSTEM_SCHEMA_DIR/inetorgperson.ldif" "$STONEY_SCHEMA"; do
+    "$SYSTEM_SCHEMA_DIR/inetorgperson.ldif" "$STONEY_SCHEMA" "$VMBACKUP_SCHEMA"; do
     cat -- "$schema"
     printf '\n'
   done

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Entry point of the vmbackup OpenLDAP image (deploy/openldap/Dockerfile): runs slapd in
-# the foreground with the stoney schema and one MDB database for LDAP_BASE_DN.
+# the foreground with the stoney and vmbackup schemas and one MDB database for LDAP_BASE_DN.
 #
 # At every start it generates cn=config afresh from the environment and the schema files
-# (core, cosine, inetorgperson, stoney), so a new image with a changed stoney.ldif or a
-# changed LDAP_ADMIN_PASSWORD takes effect on restart. The directory data lives in
-# SLAPD_DATA_DIR (a volume) and is kept; at the first start, when it is empty, the base
-# entry and the stoney cloud skeleton below it are created:
+# (core, cosine, inetorgperson, stoney, vmbackup), so a new image with a changed stoney.ldif
+# or vmbackup.ldif or a changed LDAP_ADMIN_PASSWORD takes effect on restart. The directory
+# data lives in SLAPD_DATA_DIR (a volume) and is kept; at the first start, when it is empty,
+# the base entry and the stoney cloud skeleton below it are created:
 #   <base>
 #   ou=services / ou=virtualization / ou=virtual machines, ou=virtual machine pools,
 #   ou=configuration
@@ -20,8 +20,8 @@
 #                        logs every connection and operation
 #   SLAPD_URLS           listeners, default "ldap:/// ldapi:///"
 #   SLAPD_CONFIG_DIR, SLAPD_DATA_DIR, SLAPD_RUN_DIR, SLAPD_USER, SLAPD_GROUP,
-#   STONEY_SCHEMA, SYSTEM_SCHEMA_DIR   paths and the account slapd runs as; the defaults
-#                        fit the image
+#   STONEY_SCHEMA, VMBACKUP_SCHEMA, SYSTEM_SCHEMA_DIR   paths and the account slapd runs
+#                        as; the defaults fit the image
 set -euo pipefail
 
 LDAP_BASE_DN="${LDAP_BASE_DN:-o=stepping-stone,c=ch}"
@@ -33,6 +33,8 @@ SLAPD_RUN_DIR="${SLAPD_RUN_DIR:-/run/slapd}"
 SLAPD_USER="${SLAPD_USER:-openldap}"
 SLAPD_GROUP="${SLAPD_GROUP:-openldap}"
 STONEY_SCHEMA="${STONEY_SCHEMA:-/usr/local/share/vmbackup/stoney.ldif}"
+# The project's own schema (ldap/schema/vmbackup.ldif), loaded after stoney.
+VMBACKUP_SCHEMA="${VMBACKUP_SCHEMA:-/usr/local/share/vmbackup/vmbackup.ldif}"
 SYSTEM_SCHEMA_DIR="${SYSTEM_SCHEMA_DIR:-/etc/ldap/schema}"
 # Written into the data volume: the suffix the data belongs to.
 SUFFIX_STAMP="$SLAPD_DATA_DIR/.vmbackup-suffix"
@@ -67,6 +69,7 @@ check_environment() {
     [[ -r "$SYSTEM_SCHEMA_DIR/$f.ldif" ]] || die "missing $SYSTEM_SCHEMA_DIR/$f.ldif"
   done
   [[ -r "$STONEY_SCHEMA" ]] || die "missing the stoney schema $STONEY_SCHEMA"
+  [[ -r "$VMBACKUP_SCHEMA" ]] || die "missing the vmbackup schema $VMBACKUP_SCHEMA"
   local stored=""
   [[ -r "$SUFFIX_STAMP" ]] && stored="$(<"$SUFFIX_STAMP")"
   if [[ -n "$stored" && "$stored" != "$LDAP_BASE_DN" ]]; then
@@ -87,7 +90,7 @@ config_ldif() {
 
   printf 'dn: cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: schema\n\n'
   for schema in "$SYSTEM_SCHEMA_DIR/core.ldif" "$SYSTEM_SCHEMA_DIR/cosine.ldif" \
-    "$SYSTEM_SCHEMA_DIR/inetorgperson.ldif" "$STONEY_SCHEMA"; do
+    "$SYSTEM_SCHEMA_DIR/inetorgperson.ldif" "$STONEY_SCHEMA" "$VMBACKUP_SCHEMA"; do
     cat -- "$schema"
     printf '\n'
   done
@@ -158,10 +161,10 @@ build_config() {
   if ! slapadd -n0 -F "$SLAPD_CONFIG_DIR" -l "$work/config.ldif" >"$work/slapadd.log" 2>&1; then
     cat -- "$work/slapadd.log" >&2
     rm -rf -- "$work"
-    die "slapadd -n0 could not build cn=config (schema: $STONEY_SCHEMA)"
+    die "slapadd -n0 could not build cn=config (schema: $STONEY_SCHEMA, $VMBACKUP_SCHEMA)"
   fi
   rm -rf -- "$work"
-  log "cn=config generated: core, cosine, inetorgperson, stoney; suffix $LDAP_BASE_DN"
+  log "cn=config generated: core, cosine, inetorgperson, stoney, vmbackup; suffix $LDAP_BASE_DN"
 }
 
 prepare_data() {

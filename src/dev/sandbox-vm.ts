@@ -28,7 +28,8 @@ export interface SandboxVmSpec {
   memoryMiB?: number | undefined;
   /**
    * Values of `ou=backup,<vm>`; `undefined` values are left out. `null`: no entry, the
-   * VM follows its pool's or the global plan. The cron class is added when cron fields are given.
+   * VM follows its pool's or the global plan. The cron class is added when cron fields are given,
+   * `vmbackupPlanObjectClass` (ldap/schema/vmbackup.ldif) when `vmbackupMode` is.
    */
   plan?: Record<string, string | undefined> | null | undefined;
   retainRoot: string;
@@ -157,8 +158,9 @@ async function addVmEntries(
     Object.entries(spec.plan ?? defaultPlan(spec)).filter(([, v]) => v !== undefined),
   ) as Record<string, string>;
   const cron = 'sstCronMinute' in plan ? ['sstCronObjectClass'] : [];
+  const mode = 'vmbackupMode' in plan ? ['vmbackupPlanObjectClass'] : [];
   await dir.add(tree.vmBackup(spec.name), {
-    objectClass: ['top', 'organizationalUnit', 'sstVirtualizationBackupObjectClass', ...cron],
+    objectClass: ['top', 'organizationalUnit', 'sstVirtualizationBackupObjectClass', ...cron, ...mode],
     ou: 'backup',
     ...plan,
   });

@@ -6,6 +6,12 @@ export type Attributes = Readonly<Record<string, readonly string[]>>;
 
 export type PlanLevel = 'vm' | 'pool' | 'global';
 
+/**
+ * How a plan backs up a running VM: `live` (the default) or `save`. Kept in `vmbackupMode`
+ * of the project's own auxiliary class (ldap/schema/vmbackup.ldif), not in the stoney schema.
+ */
+export type BackupMode = 'live' | 'save';
+
 export interface BackupPlan {
   level: PlanLevel;
   dn: string;
@@ -26,9 +32,13 @@ export interface BackupPlan {
   excluded: boolean;
   forceStart: boolean;
   restoreWithoutState: boolean;
+  /** From the chosen plan entry's `vmbackupMode`; `live` when it has none. */
+  mode: BackupMode;
 }
 
 export const BACKUP_CLASS = 'sstvirtualizationbackupobjectclass';
+/** The project's own auxiliary class (ldap/schema/vmbackup.ldif) that may carry `vmbackupMode`. */
+export const PLAN_MODE_CLASS = 'vmbackupplanobjectclass';
 
 export function hasBackupClass(entry: Attributes | undefined): boolean {
   return (entry?.['objectclass'] ?? []).some((c) => c.toLowerCase() === BACKUP_CLASS);
@@ -106,6 +116,22 @@ export function parsePermission(value: string, name: string): number {
   return parseInt(v, 8);
 }
 
+const BACKUP_MODES: readonly BackupMode[] = ['live', 'save'];
+
+/** `vmbackupMode` of one plan entry: absent means `live`; compared case-insensitively after trim. */
+export function parseMode(value: string | undefined, dn: string): BackupMode {
+  if (value === undefined) return 'live';
+  const v = value.trim().toLowerCase();
+  const mode = BACKUP_MODES.find((m) => m === v);
+  if (mode === undefined) {
+    throw new BackupError(
+      ErrorCode.unsupportedConfigurationValue,
+      `${dn}: vmbackupMode must be live or save, got ${JSON.stringify(value)}`,
+    );
+  }
+  return mode;
+}
+
 /** Portable user and group names only: they are handed to chown. */
 function ownerName(value: string, name: string): string {
   if (!/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/.test(value) && !/^\d+$/.test(value)) {
@@ -178,5 +204,6 @@ export function parsePlan(level: PlanLevel, dn: string, entry: Attributes): Back
       'sstRestoreVMWithoutState',
       false,
     ),
+    mode: parseMode(single(entry, 'vmbackupMode'), dn),
   };
 }

@@ -107,6 +107,7 @@ describe('deleteBackup on the node', () => {
     excluded: false,
     forceStart: false,
     restoreWithoutState: false,
+    mode: 'save',
   };
   const input = (backupDir: string, over: { vm?: string; runDate?: string } = {}) => ({
     vm,

@@ -6,6 +6,7 @@ import {
   parseBoolean,
   parsePermission,
   parsePlan,
+  PLAN_MODE_CLASS,
 } from '../../src/domain/plan';
 import { expectBackupError } from './expect-backup-error';
 
@@ -140,6 +141,7 @@ describe('parsePlan', () => {
       excluded: false,
       forceStart: false,
       restoreWithoutState: false,
+      mode: 'live',
     });
   });
 
@@ -477,6 +479,91 @@ describe('parsePlan', () => {
         parsePlan('global', GLOBAL_PLAN_DN, planEntry({ sstvirtualizationdiskimageowner: [name] }))
           .imageOwner,
       ).toBe(name);
+    });
+  });
+});
+
+describe('backup mode (vmbackupMode)', () => {
+  const modeClass = {
+    objectclass: [...planClass.objectclass, 'vmbackupPlanObjectClass'],
+  };
+
+  it('names the auxiliary class in lower case, as Attributes has it', () => {
+    expect(PLAN_MODE_CLASS).toBe('vmbackupplanobjectclass');
+  });
+
+  it('is live when the plan has no vmbackupMode', () => {
+    expect(parsePlan('global', GLOBAL_PLAN_DN, planEntry()).mode).toBe('live');
+  });
+
+  it.each([
+    ['save', 'save'],
+    ['live', 'live'],
+    ['LIVE ', 'live'],
+    [' Save', 'save'],
+  ] as const)('accepts %j as %s (case-insensitive, trimmed)', (value, mode) => {
+    const entry = planEntry({ ...modeClass, vmbackupmode: [value] });
+    expect(parsePlan('vm', VM_PLAN_DN, entry).mode).toBe(mode);
+  });
+
+  it.each(['fast', '', 'live save', 'snapshot'])(
+    'refuses %j with code 39 naming the attribute and the allowed values',
+    (value) => {
+      const error = expectBackupError(
+        () => parsePlan('vm', VM_PLAN_DN, planEntry({ ...modeClass, vmbackupmode: [value] })),
+        39,
+        'vmbackupMode',
+      );
+      expect(error.message).toMatch(/live or save/);
+      expect(error.message).toContain(VM_PLAN_DN);
+    },
+  );
+
+  describe('comes from the one entry the lookup chose (no inheritance per attribute)', () => {
+    const vm = { level: 'vm' as const, dn: VM_PLAN_DN };
+    const pool = { level: 'pool' as const, dn: POOL_PLAN_DN };
+    const global = { level: 'global' as const, dn: GLOBAL_PLAN_DN };
+    const resolve = (candidates: Parameters<typeof choosePlanEntry>[0]) => {
+      const chosen = choosePlanEntry(candidates);
+      return parsePlan(chosen.level, chosen.dn, chosen.entry);
+    };
+
+    it("a VM plan without vmbackupMode is live even when its pool's plan says save", () => {
+      const plan = resolve([
+        { ...vm, entry: planEntry() },
+        { ...pool, entry: planEntry({ ...modeClass, vmbackupmode: ['save'] }) },
+        { ...global, entry: planEntry({ ...modeClass, vmbackupmode: ['save'] }) },
+      ]);
+      expect(plan.level).toBe('vm');
+      expect(plan.mode).toBe('live');
+    });
+
+    it("a VM without a plan of its own takes the pool's whole plan, mode included", () => {
+      const plan = resolve([
+        { ...vm, entry: ouOnly },
+        { ...pool, entry: planEntry({ ...modeClass, vmbackupmode: ['save'] }) },
+        { ...global, entry: planEntry() },
+      ]);
+      expect(plan.level).toBe('pool');
+      expect(plan.mode).toBe('save');
+    });
+
+    it('a pool plan without vmbackupMode is live even when the global plan says save', () => {
+      const plan = resolve([
+        { ...vm, entry: undefined },
+        { ...pool, entry: planEntry() },
+        { ...global, entry: planEntry({ ...modeClass, vmbackupmode: ['save'] }) },
+      ]);
+      expect(plan.level).toBe('pool');
+      expect(plan.mode).toBe('live');
+    });
+
+    it('an invalid mode in a plan the lookup skipped does not matter', () => {
+      const plan = resolve([
+        { ...vm, entry: planEntry({ ...modeClass, vmbackupmode: ['save'] }) },
+        { ...pool, entry: planEntry({ ...modeClass, vmbackupmode: ['fast'] }) },
+      ]);
+      expect(plan.mode).toBe('save');
     });
   });
 });
