@@ -125,7 +125,10 @@ purge_data() {
     warn "$VMBACKUP_DATA kept: still used by ${users[*]}"
     return 0
   fi
-  rm -rf -- "$VMBACKUP_DATA"
+  if mountpoint -q -- "$VMBACKUP_DATA/ramdisk"; then
+    umount -- "$VMBACKUP_DATA/ramdisk" || warn "cannot unmount $VMBACKUP_DATA/ramdisk"
+  fi
+  rm -rf --one-file-system -- "$VMBACKUP_DATA"
   rm -f -- "$VMBACKUP_DEV/data"
   rmdir -- "$VMBACKUP_DATA_BASE" 2>/dev/null || true
   log "removed $VMBACKUP_DATA"

@@ -333,6 +333,12 @@ prepare_data_dir() {
     dirs+=("$VMBACKUP_DATA/$sub")
   done
   mkdir -p -- "${dirs[@]}"
+  # The RAM disk is RAM, as on a node: a memory file written to a real disk makes a live
+  # snapshot's pause grow with the disk's lag behind QEMU.
+  if ! mountpoint -q -- "$VMBACKUP_DATA/ramdisk"; then
+    mount -t tmpfs -o "size=${VMBACKUP_DEV_RAMDISK_SIZE:-8g},mode=0755" vmbackup-ramdisk "$VMBACKUP_DATA/ramdisk" ||
+      warn "cannot mount a tmpfs on $VMBACKUP_DATA/ramdisk; it stays a directory on disk"
+  fi
   chmod 0755 -- "${dirs[@]}"
   # Which checkout a data directory belongs to, for whoever finds it later.
   printf '%s\n' "$VMBACKUP_REPO" >"$VMBACKUP_DATA/checkout"

@@ -66,8 +66,12 @@ export class Virsh {
       throw err;
     }
     const type = /^Job type:\s*(\S+)/m.exec(out)?.[1];
+    const operation = /^Operation:\s*(\S+)/m.exec(out)?.[1];
+    // A live snapshot reports its memory copy `Completed` while it still snapshots the disks
+    // with the VM paused: the job ends only when libvirt resumes the VM.
+    if (type === 'Completed' && operation === 'Snapshot') return operation;
     if (!type || type === 'None' || type === 'Completed' || type === 'Failed') return undefined;
-    return /^Operation:\s*(\S+)/m.exec(out)?.[1] ?? type;
+    return operation ?? type;
   }
 
   /** The persistent configuration (not the runtime one) with secrets, as `virsh dumpxml --inactive`. */
@@ -145,6 +149,70 @@ export class Virsh {
     const cur = /cur=(\d+)/.exec(out);
     const end = /end=(\d+)/.exec(out);
     return cur && end ? { cur: Number(cur[1]), end: Number(end[1]) } : undefined;
+  }
+
+  /**
+   * A live external snapshot of memory and disks (no libvirt metadata): the guest runs while
+   * its RAM goes to `memoryFile`, pauses for the last pages, and resumes on a new overlay per
+   * disk. Returns when libvirt's job has ended; the job itself outlives this client.
+   */
+  async snapshotLive(
+    vm: string,
+    memoryFile: string,
+    overlays: ReadonlyArray<{ target: string; file: string }>,
+    untouched: readonly string[],
+  ): Promise<void> {
+    const spec = (v: string) => v.replace(/,/g, ',,'); // virsh escapes a comma in a value by doubling it
+    await this.virsh(
+      [
+        'snapshot-create-as',
+        '--no-metadata',
+        '--live',
+        '--atomic',
+        '--memspec',
+        `file=${spec(memoryFile)},snapshot=external`,
+        ...overlays.flatMap((o) => [
+          '--diskspec',
+          `${spec(o.target)},snapshot=external,file=${spec(o.file)}`,
+        ]),
+        ...untouched.flatMap((t) => ['--diskspec', `${spec(t)},snapshot=no`]),
+        '--domain',
+        vm,
+      ],
+      'unbounded',
+    );
+  }
+
+  async suspend(vm: string): Promise<void> {
+    await this.virsh(['suspend', '--', vm]);
+  }
+
+  /**
+   * QEMU's own downtime of the domain's last finished job (`Total downtime`), in ms: what a
+   * live snapshot's pause was when nobody watched its lifecycle events.
+   */
+  async lastJobDowntimeMs(vm: string): Promise<{ operation?: string; downtimeMs?: number }> {
+    const out = await this.virsh(['domjobinfo', '--completed', '--', vm]).catch(() => '');
+    const operation = /^Operation:\s*(\S+)/m.exec(out)?.[1];
+    const ms = /^Total downtime:\s*(\d+)\s*ms/m.exec(out)?.[1];
+    return { operation, downtimeMs: ms === undefined ? undefined : Number(ms) };
+  }
+
+  /** Starts an active block commit of `target`'s overlay into its backing image; returns at once. */
+  async startActiveCommit(vm: string, target: string, bandwidthMiB: number): Promise<void> {
+    await this.virsh([
+      'blockcommit',
+      '--active',
+      ...(bandwidthMiB > 0 ? ['--bandwidth', String(bandwidthMiB)] : []),
+      '--',
+      vm,
+      target,
+    ]);
+  }
+
+  /** Ends a ready active commit: the disk reads and writes its image again, the overlay is unused. */
+  async pivot(vm: string, target: string): Promise<void> {
+    await this.virsh(['blockjob', '--pivot', '--', vm, target]);
   }
 
   /** Human monitor command, as the seed and the tests use for guest-visible I/O. */

@@ -44,6 +44,14 @@ export interface BackupVmResult {
   downtimeMs: number;
   snapshotMs: number;
   wasRunning: boolean;
+  /** How the snapshot was taken; absent in runs from before live mode (save). */
+  mode?: 'live' | 'save' | undefined;
+  /** Why the plan's live mode fell back to save mode. */
+  fallback?: string | undefined;
+  /** Live mode: when libvirt paused the VM for its last pages (epoch ms). */
+  pausedAt?: number | undefined;
+  /** Live mode: the copy was ended by pausing the VM (bound reached or the group's instant). */
+  forcedPause?: boolean | undefined;
   backupDir: string;
   files: string[];
 }
@@ -145,6 +153,8 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
     doneUpdate('snapshot', [
       executionTime('snapshot', snap.snapshotMs),
       executionTime('downtime', snap.downtimeMs),
+      // Which mode ran and its real pause (ms: a live pause is far below a second).
+      ...(snap.mode ? [`mode: ${snap.mode}`, `pause-ms: ${Math.round(snap.downtimeMs)}`] : []),
     ]),
   );
 
@@ -211,6 +221,10 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
     downtimeMs: snap.downtimeMs,
     snapshotMs: snap.snapshotMs,
     wasRunning: snap.wasRunning,
+    ...(snap.mode && { mode: snap.mode }),
+    ...(snap.fallback !== undefined && { fallback: snap.fallback }),
+    ...(snap.pausedAt !== undefined && { pausedAt: snap.pausedAt }),
+    ...(snap.forcedPause && { forcedPause: true }),
     backupDir: retained.backupDir,
     files: retained.files,
     retention,

@@ -53,6 +53,11 @@ export { MiB };
 export async function createVm(
   spec: Omit<SandboxVmSpec, 'retainRoot' | 'backupRoot'> & {
     planOverrides?: Record<string, string | undefined>;
+    /**
+     * The plan's backup mode; `unset` leaves the attribute out (live). The suites written
+     * for save mode's mechanics default to it.
+     */
+    mode?: 'live' | 'save' | 'unset' | undefined;
   },
 ): Promise<SandboxVm> {
   const base = { retainRoot: roots.retain, backupRoot: roots.backup, ramDisk: roots.ramDisk };
@@ -75,7 +80,11 @@ export async function createVm(
   const plan =
     spec.plan !== undefined
       ? spec.plan
-      : { ...defaultPlan({ ...base, ramDisk: spec.ramDisk ?? base.ramDisk }), ...spec.planOverrides };
+      : {
+          ...defaultPlan({ ...base, ramDisk: spec.ramDisk ?? base.ramDisk }),
+          vmbackupMode: spec.mode === 'unset' ? undefined : (spec.mode ?? 'save'),
+          ...spec.planOverrides,
+        };
   return createSandboxVm({ ...base, ...spec, plan }, deps);
 }
 

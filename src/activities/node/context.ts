@@ -21,6 +21,8 @@ export interface DiskPaths {
   retained: string;
   /** Overlay prepared before the downtime window, renamed onto `live` inside it. */
   overlay: string;
+  /** Live mode: the overlay libvirt creates at the snapshot, committed back at the merge. */
+  liveOverlay: string;
   backup: string;
 }
 
@@ -64,6 +66,7 @@ export function resolveRun(deps: NodeDeps, input: VmRunInput): RunPaths {
       live: live[i]!,
       retained: inRetain(layout.diskFiles[i]!),
       overlay: `${live[i]!}.vmbackup-overlay`,
+      liveOverlay: `${live[i]!}.vmbackup-live`,
       backup: inBackup(layout.diskFiles[i]!),
     })),
     state: {

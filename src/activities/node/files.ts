@@ -78,7 +78,14 @@ export async function durableCopy(
   await fs.rm(part, { force: true });
   const timer = options.onProgress ? setInterval(options.onProgress, 2000) : undefined;
   try {
-    await run('cp', ['--sparse=always', '--preserve=mode,ownership,timestamps', '--', src, part]);
+    await run('cp', [
+      '--reflink=auto',
+      '--sparse=always',
+      '--preserve=mode,ownership,timestamps',
+      '--',
+      src,
+      part,
+    ]);
     await options.prepare?.(part);
     await fsyncPath(part);
   } catch (err) {

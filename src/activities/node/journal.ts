@@ -22,6 +22,22 @@ export interface Journal {
   snapshotMs?: number | undefined;
   /** Set before the merge starts a stopped VM paused, so that only we stop it again. */
   mergeStartedVm?: boolean | undefined;
+  /** How this run snapshots: `live` or `save` (journals from before live mode: `save`). */
+  mode?: 'live' | 'save' | undefined;
+  /** Why a run the plan wanted live runs in save mode. */
+  fallback?: string | undefined;
+  /** Live snapshots started, and when the last one started (epoch ms). */
+  liveAttempts?: number | undefined;
+  liveStartedAt?: number | undefined;
+  /** libvirt's refusal of the live snapshot. */
+  liveError?: string | undefined;
+  /** Recorded before we suspend a VM to end its memory copy (libvirt resumes it). */
+  pausedByUs?: boolean | undefined;
+  /** The pause of the live snapshot by libvirt's lifecycle events (epoch ms). */
+  pausedAt?: number | undefined;
+  resumedAt?: number | undefined;
+  /** Shut-off VM: each image's `dev:ino:size:mtime` when its copy began. */
+  frozen?: Record<string, string> | undefined;
 }
 
 export const JOURNAL_FILE = '.vmbackup-journal.json';

@@ -1,6 +1,7 @@
 import { BackupError, ErrorCode } from '../../domain/errors';
 import { decideMerge, type MergeAction, type MergeWorld } from '../../domain/steps/merge';
 import { drive } from './drive';
+import { liveMerge } from './live';
 import { readJournal, writeJournal } from './journal';
 import { backedFrom, observeDomain } from './observe';
 import { resolveRun, step, type NodeDeps, type RunPaths } from './context';
@@ -79,6 +80,12 @@ async function mergeAct(
 export async function merge(deps: NodeDeps, input: VmRunInput): Promise<MergeResult> {
   const started = Date.now();
   const paths = resolveRun(deps, input);
+  const journal = await readJournal(paths.layout.retainDir);
+  if (journal?.mode === 'live') {
+    const onOverlay = journal.phase === 'merged' ? [] : paths.disks.map((d) => d.target);
+    await liveMerge(deps, input, paths);
+    return { mergedDisks: onOverlay, mergeMs: Date.now() - started };
+  }
   const pending = await disksDependingOnRetain(paths);
   const pulls = new Map<string, number>();
   await drive({

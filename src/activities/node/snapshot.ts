@@ -13,9 +13,12 @@ import {
   type SnapshotWorld,
 } from '../../domain/steps/snapshot';
 import { backingChain, createOverlay, imageInfo, topHasData } from '../../hypervisor/qemu-img';
+import { liveObstacle } from '../../domain/steps/live';
 import { drive } from './drive';
+import { liveRollback, liveSnapshot } from './live';
 import { withSaveRoom } from './save-slots';
 import {
+  allocatedBytes,
   chown,
   durableRename,
   durableUnlink,
@@ -148,6 +151,13 @@ export async function inspectForSnapshot(deps: NodeDeps, input: VmRunInput): Pro
       ErrorCode.retainRootMissing,
       `retain directory ${input.plan.retainRoot} does not exist`,
     );
+  const live = journal
+    ? journal.mode === 'live'
+    : (input.plan.mode ?? 'live') === 'live' && !liveObstacle(xml);
+  if (live) {
+    if (!journal) await checkRoomForCopies(paths, input.plan.retainRoot);
+    return { state, memoryBytes: mem };
+  }
   for (const d of paths.disks) {
     const { dev: a } = await fs.stat(path.dirname(d.live));
     const { dev: b } = await fs.stat(input.plan.retainRoot);
@@ -158,6 +168,27 @@ export async function inspectForSnapshot(deps: NodeDeps, input: VmRunInput): Pro
       );
   }
   return { state, memoryBytes: mem };
+}
+
+/** Live mode copies each frozen image into the retain directory: there must be room for all. */
+async function checkRoomForCopies(paths: RunPaths, retainRoot: string): Promise<void> {
+  let needed = 0;
+  for (const d of paths.disks) needed += await allocatedBytes(d.live);
+  let free: number;
+  try {
+    const s = statfsSync(retainRoot);
+    free = s.bavail * s.bsize;
+  } catch (err) {
+    throw new BackupError(
+      ErrorCode.noDiskSpaceInformation,
+      `cannot read free space of ${retainRoot}: ${(err as Error).message}`,
+    );
+  }
+  if (free < needed)
+    throw new BackupError(
+      ErrorCode.notEnoughDiskSpace,
+      `${retainRoot} has ${free} bytes free, the copies of the disks need ${needed}`,
+    );
 }
 
 /** The world as a snapshot or its rollback sees it: journal, libvirt, files, open inodes. */
@@ -254,47 +285,70 @@ async function restoreXml(deps: NodeDeps, paths: RunPaths): Promise<string> {
   return file;
 }
 
+/**
+ * The run's retain directory (and its directory on the RAM disk) with the journal in it:
+ * from here on every file the run makes is known to be its own.
+ */
+export async function beginRun(
+  deps: NodeDeps,
+  input: SnapshotInput,
+  paths: RunPaths,
+  state: SnapshotWorld['domain']['state'],
+  extra: Partial<Journal>,
+): Promise<void> {
+  const plan = input.plan;
+  await inspectForSnapshot(deps, input);
+  await step(ErrorCode.cannotCreateDirectory, `create ${paths.layout.retainDir}`, () =>
+    ensureDir(paths.layout.retainDir, {
+      mode: plan.directoryPermission,
+      user: plan.directoryOwner,
+      group: plan.directoryGroup,
+    }),
+  );
+  if (plan.ramDisk)
+    await step(ErrorCode.ramDiskInvalid, 'RAM disk directory', () =>
+      ensureDir(paths.layout.stateSaveDir, { mode: 0o700 }),
+    );
+  await writeJournal(paths.layout.retainDir, {
+    vm: input.vm,
+    runDate: input.runDate,
+    phase: 'prepared',
+    wasRunning: state !== 'shut off',
+    wasPaused: state === 'paused',
+    startedAt: Date.now(),
+    ...extra,
+  });
+}
+
+/** The persistent XML (what a restore defines), taken before anything changes it. */
+export function saveXml(deps: NodeDeps, input: SnapshotInput, paths: RunPaths): Promise<void> {
+  return step(ErrorCode.cannotSaveXml, 'save the XML', async () =>
+    writeFileAtomic(paths.xml.retained, await deps.virsh.dumpInactiveXml(input.vm), 0o600),
+  );
+}
+
+export function saveLdif(input: SnapshotInput, paths: RunPaths): Promise<void> {
+  return step(ErrorCode.cannotSaveDirectoryEntry, 'save the directory entry', () =>
+    writeFileAtomic(paths.ldif.retained, input.ldif, 0o600),
+  );
+}
+
 async function snapshotAct(
   deps: NodeDeps,
   input: SnapshotInput,
   paths: RunPaths,
   a: SnapshotAction,
   world: SnapshotWorld,
+  fallback?: string,
 ): Promise<void> {
   const plan = input.plan;
   switch (a.kind) {
-    case 'begin': {
-      await inspectForSnapshot(deps, input);
-      await step(ErrorCode.cannotCreateDirectory, `create ${paths.layout.retainDir}`, () =>
-        ensureDir(paths.layout.retainDir, {
-          mode: plan.directoryPermission,
-          user: plan.directoryOwner,
-          group: plan.directoryGroup,
-        }),
-      );
-      if (plan.ramDisk)
-        await step(ErrorCode.ramDiskInvalid, 'RAM disk directory', () =>
-          ensureDir(paths.layout.stateSaveDir, { mode: 0o700 }),
-        );
-      // The journal first: from here on every file we make is known to be ours.
-      await writeJournal(paths.layout.retainDir, {
-        vm: input.vm,
-        runDate: input.runDate,
-        phase: 'prepared',
-        wasRunning: world.domain.state !== 'shut off',
-        wasPaused: world.domain.state === 'paused',
-        startedAt: Date.now(),
-      });
-      return;
-    }
+    case 'begin':
+      return beginRun(deps, input, paths, world.domain.state, { mode: 'save', fallback });
     case 'save-xml':
-      return step(ErrorCode.cannotSaveXml, 'save the XML', async () =>
-        writeFileAtomic(paths.xml.retained, await deps.virsh.dumpInactiveXml(input.vm), 0o600),
-      );
+      return saveXml(deps, input, paths);
     case 'save-ldif':
-      return step(ErrorCode.cannotSaveDirectoryEntry, 'save the directory entry', () =>
-        writeFileAtomic(paths.ldif.retained, input.ldif, 0o600),
-      );
+      return saveLdif(input, paths);
     case 'prepare-overlay':
       return prepareOverlay(input, diskOf(paths, a.target));
     case 'save-state': {
@@ -369,7 +423,15 @@ async function snapshotAct(
 }
 
 function resultOf(j: Journal): SnapshotResult {
-  return { wasRunning: j.wasRunning, downtimeMs: j.downtimeMs ?? 0, snapshotMs: j.snapshotMs ?? 0 };
+  return {
+    wasRunning: j.wasRunning,
+    downtimeMs: j.downtimeMs ?? 0,
+    snapshotMs: j.snapshotMs ?? 0,
+    mode: j.mode ?? 'save',
+    ...(j.fallback !== undefined && { fallback: j.fallback }),
+    ...(j.pausedAt !== undefined && { pausedAt: j.pausedAt }),
+    ...(j.pausedByUs && { forcedPause: true }),
+  };
 }
 
 /**
@@ -380,12 +442,16 @@ function resultOf(j: Journal): SnapshotResult {
  */
 export async function snapshot(deps: NodeDeps, input: SnapshotInput): Promise<SnapshotResult> {
   const paths = resolveRun(deps, input);
+  const journal = await readJournal(paths.layout.retainDir);
+  const mode = journal ? { mode: journal.mode ?? 'save' } : await chooseMode(deps, input);
   try {
+    if (mode.mode === 'live' && (await liveSnapshot(deps, input, paths)) === 'snapshotted')
+      return resultOf(await currentJournal(paths));
     await drive({
       step: 'snapshot',
       observe: () => observeSnapshot(deps, input, paths),
       decide: decideSnapshot,
-      act: (a, w) => snapshotAct(deps, input, paths, a, w),
+      act: (a, w) => snapshotAct(deps, input, paths, a, w, mode.fallback),
     });
   } catch (err) {
     if (err instanceof BackupError) {
@@ -396,6 +462,19 @@ export async function snapshot(deps: NodeDeps, input: SnapshotInput): Promise<Sn
     throw err;
   }
   return resultOf(await currentJournal(paths));
+}
+
+/**
+ * How a new run snapshots: the plan's mode, unless live mode cannot work for this VM (the
+ * reason then goes into the journal and the result).
+ */
+export async function chooseMode(
+  deps: NodeDeps,
+  input: VmRunInput,
+): Promise<{ mode: 'live' | 'save'; fallback?: string | undefined }> {
+  if ((input.plan.mode ?? 'live') === 'save') return { mode: 'save' };
+  const obstacle = liveObstacle(await deps.virsh.dumpXml(input.vm));
+  return obstacle ? { mode: 'save', fallback: obstacle } : { mode: 'live' };
 }
 
 async function rollbackAct(deps: NodeDeps, paths: RunPaths, a: RollbackAction, vm: string): Promise<void> {
@@ -451,6 +530,7 @@ export async function rollbackSnapshot(
   input: VmRunInput,
   paths = resolveRun(deps, input),
 ): Promise<AbortSnapshotResult> {
+  if ((await readJournal(paths.layout.retainDir))?.mode === 'live') return liveRollback(deps, input, paths);
   return drive({
     step: 'rollback',
     observe: () => observeSnapshot(deps, input, paths, true),

@@ -25,6 +25,14 @@ export interface SnapshotResult {
   downtimeMs: number;
   /** Time of the whole snapshot step, in ms. */
   snapshotMs: number;
+  /** How the snapshot was taken (absent in results from before live mode: `save`). */
+  mode?: 'live' | 'save' | undefined;
+  /** Why a VM whose plan asks for live mode was snapshotted in save mode. */
+  fallback?: string | undefined;
+  /** Live mode: when libvirt paused the VM for its last pages (epoch ms, its lifecycle event). */
+  pausedAt?: number | undefined;
+  /** Live mode: the copy did not end on its own within its bound (or the group's instant), we paused it. */
+  forcedPause?: boolean | undefined;
 }
 
 export type AbortSnapshotResult = 'rolled-back' | 'completed';

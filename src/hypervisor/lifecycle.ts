@@ -1,0 +1,60 @@
+import { execa } from 'execa';
+
+/** When libvirt paused and resumed a domain, by its own lifecycle events' clock (epoch ms). */
+export interface PauseSpan {
+  suspendedAt?: number | undefined;
+  resumedAt?: number | undefined;
+}
+
+export interface LifecycleWatch {
+  /** Stops watching; the first suspension and the first resumption after it. */
+  stop(): Promise<PauseSpan>;
+}
+
+/** `2026-12-01 23:18:36.404+0000: event 'lifecycle' for domain 'vm': Suspended Paused` */
+const EVENT = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+)\+0000: event 'lifecycle' for domain '.*': (\w+)/;
+
+export function parseLifecycleLine(line: string): { at: number; event: string } | undefined {
+  const m = EVENT.exec(line.trim());
+  if (!m) return undefined;
+  return { at: Date.parse(`${m[1]}T${m[2]}Z`), event: m[3]! };
+}
+
+/**
+ * Watches a domain's lifecycle events (`virsh event --loop --timestamp`) so that a live
+ * snapshot's pause is measured by libvirt, not guessed. Resolves once the watch is
+ * registered (virsh says nothing until then, so after a short settle time).
+ */
+export async function watchLifecycle(uri: string, vm: string, settleMs = 300): Promise<LifecycleWatch> {
+  const child = execa(
+    'virsh',
+    ['-q', '-c', uri, 'event', '--domain', vm, '--event', 'lifecycle', '--loop', '--timestamp'],
+    { reject: false, env: { LC_ALL: 'C' }, buffer: false },
+  );
+  const span: PauseSpan = {};
+  let rest = '';
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (chunk: string) => {
+    rest += chunk;
+    const lines = rest.split('\n');
+    rest = lines.pop() ?? '';
+    for (const line of lines) {
+      const e = parseLifecycleLine(line);
+      if (!e) continue;
+      if (e.event === 'Suspended' && span.suspendedAt === undefined) span.suspendedAt = e.at;
+      if (e.event === 'Resumed' && span.suspendedAt !== undefined && span.resumedAt === undefined)
+        span.resumedAt = e.at;
+    }
+  });
+  await new Promise((r) => setTimeout(r, settleMs));
+  return {
+    async stop() {
+      // The resume event may trail the end of the job by a moment.
+      for (let i = 0; i < 20 && span.suspendedAt !== undefined && span.resumedAt === undefined; i++)
+        await new Promise((r) => setTimeout(r, 25));
+      child.kill('SIGKILL');
+      await child;
+      return span;
+    },
+  };
+}
