@@ -23,14 +23,24 @@ export function parseLifecycleLine(line: string): { at: number; event: string } 
 /**
  * Watches a domain's lifecycle events (`virsh event --loop --timestamp`) so that a live
  * snapshot's pause is measured by libvirt, not guessed. Resolves once the watch is
- * registered (virsh says nothing until then, so after a short settle time).
+ * registered (a short settle time after the connected virsh took the command). `vm` is a
+ * checked domain name.
  */
-export async function watchLifecycle(uri: string, vm: string, settleMs = 300): Promise<LifecycleWatch> {
-  const child = execa(
-    'virsh',
-    ['-q', '-c', uri, 'event', '--domain', vm, '--event', 'lifecycle', '--loop', '--timestamp'],
-    { reject: false, env: { LC_ALL: 'C' }, buffer: false },
-  );
+export async function watchLifecycle(
+  uri: string,
+  vm: string,
+  options: { onSuspended?: () => void; settleMs?: number } = {},
+): Promise<LifecycleWatch> {
+  if (!/^[A-Za-z0-9_.-]+$/.test(vm)) throw new Error(`not a domain name: ${JSON.stringify(vm)}`);
+  // An interactive virsh: once it answers, it is connected, and the watch is registered
+  // moments after the command goes in (a fresh `virsh event` can take longer to connect
+  // than a busy node's memory copy takes).
+  const child = execa('virsh', ['-q', '-c', uri], {
+    reject: false,
+    env: { LC_ALL: 'C' },
+    buffer: false,
+    stdin: 'pipe',
+  });
   const span: PauseSpan = {};
   let rest = '';
   child.stdout?.setEncoding('utf8');
@@ -41,16 +51,30 @@ export async function watchLifecycle(uri: string, vm: string, settleMs = 300): P
     for (const line of lines) {
       const e = parseLifecycleLine(line);
       if (!e) continue;
-      if (e.event === 'Suspended' && span.suspendedAt === undefined) span.suspendedAt = e.at;
+      if (e.event === 'Suspended' && span.suspendedAt === undefined) {
+        span.suspendedAt = e.at;
+        options.onSuspended?.();
+      }
       if (e.event === 'Resumed' && span.suspendedAt !== undefined && span.resumedAt === undefined)
         span.resumedAt = e.at;
     }
   });
-  await new Promise((r) => setTimeout(r, settleMs));
+  const connected = new Promise<void>((resolve) => {
+    const onData = (chunk: string) => {
+      if (!chunk.includes('\n__connected__')) return;
+      child.stdout?.off('data', onData);
+      resolve();
+    };
+    child.stdout?.on('data', onData);
+  });
+  child.stdin?.write('echo __connected__\n');
+  await Promise.race([connected, new Promise((r) => setTimeout(r, 10_000))]);
+  child.stdin?.write(`event --domain ${vm} --event lifecycle --loop --timestamp\n`);
+  await new Promise((r) => setTimeout(r, options.settleMs ?? 50));
   return {
     async stop() {
       // The resume event may trail the end of the job by a moment.
-      for (let i = 0; i < 20 && span.suspendedAt !== undefined && span.resumedAt === undefined; i++)
+      for (let i = 0; i < 40 && span.suspendedAt !== undefined && span.resumedAt === undefined; i++)
         await new Promise((r) => setTimeout(r, 25));
       child.kill('SIGKILL');
       await child;

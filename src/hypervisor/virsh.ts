@@ -5,6 +5,23 @@ const UNREACHABLE =
 
 export type DomainState = 'running' | 'paused' | 'shut off' | 'other';
 
+const UNITS: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4 };
+
+/** `683.480 MiB` as virsh prints sizes, in bytes. */
+export function withUnit(value: string, unit: string): number {
+  return Math.round(Number(value) * (UNITS[unit] ?? 1));
+}
+
+/** Bytes left and the rate of a job's memory copy, from `virsh domjobinfo`. */
+export function parseJobProgress(out: string): { remainingBytes?: number; bytesPerSecond?: number } {
+  const remaining = /^Memory remaining:\s*([\d.]+)\s*(\S+)/m.exec(out);
+  const rate = /^Memory bandwidth:\s*([\d.]+)\s*(\S+)\/s/m.exec(out);
+  return {
+    ...(remaining && { remainingBytes: withUnit(remaining[1]!, remaining[2]!) }),
+    ...(rate && { bytesPerSecond: withUnit(rate[1]!, rate[2]!) }),
+  };
+}
+
 /** libvirt through `virsh`, one connection URI per instance. */
 export class Virsh {
   constructor(readonly uri: string) {}
@@ -181,6 +198,19 @@ export class Virsh {
       ],
       'unbounded',
     );
+  }
+
+  /** Names of every domain libvirt knows, running or not. */
+  async domainNames(): Promise<string[]> {
+    return (await this.virsh(['list', '--all', '--name']))
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '');
+  }
+
+  /** How far the running job's memory copy is: bytes left and the current rate, as libvirt reports them. */
+  async jobProgress(vm: string): Promise<{ remainingBytes?: number; bytesPerSecond?: number }> {
+    return parseJobProgress(await this.virsh(['domjobinfo', '--', vm]));
   }
 
   async suspend(vm: string): Promise<void> {

@@ -33,6 +33,8 @@ export interface BackupVmInput {
   timing: Timing;
   /** Workflow ID of a multi-VM run that holds merges until every snapshot is done. */
   coordinator?: string | undefined;
+  /** The multi-VM run's live group: its VMs on one node pause at one instant. */
+  liveGroup?: { id: string; members: string[] } | undefined;
 }
 
 export interface BackupVmResult {
@@ -139,7 +141,7 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
   changing = true;
   try {
     ldif ??= await directory.exportVmEntry(vm);
-    const snapInput: SnapshotInput = { ...run, ldif };
+    const snapInput: SnapshotInput = { ...run, ldif, ...(input.liveGroup && { liveGroup: input.liveGroup }) };
     snap = await work.snapshot(snapInput);
   } catch (err) {
     // Whatever the snapshot left half-done, put it back (or finish it if the VM already runs on the overlays).

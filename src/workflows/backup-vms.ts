@@ -13,6 +13,7 @@ import type { NodeActivities } from '../activities/node';
 import type { Timing } from '../config';
 import { assertRunDate, assertVmName, formatRunDate, nodeTaskQueue } from '../domain/names';
 import { ErrorCode } from '../domain/errors';
+import { pauseSpreadMs } from '../domain/live-group';
 import { groupSaves, type SaveGrouping, type SaveSpan } from '../domain/save-room';
 import { directory } from './activities';
 import { backupVm, type BackupVmResult } from './backup-vm';
@@ -36,11 +37,20 @@ export interface BackupVmsResult {
   runDate: string;
   results: VmOutcome[];
   /** How the nodes' save limits grouped the saves (absent in runs from before it existed). */
-  saves?: (SaveGrouping & { spans: SaveSpan[] }) | undefined;
+  saves?:
+    | (SaveGrouping & {
+        spans: SaveSpan[];
+        /** How far apart the VMs' pauses began (their backup instants), in ms. */
+        pauseSpreadMs?: number | undefined;
+      })
+    | undefined;
 }
 
 /** Patch: the run reads each save's span from its node and reports how they were grouped. */
 const SAVE_GROUPS = 'save-groups';
+
+/** Patch: the children's live snapshots on one node share their pause instant. */
+const LIVE_GROUPS = 'live-groups';
 
 /**
  * When each snapshotted VM's save began and its downtime ended, read from its journal before
@@ -91,14 +101,25 @@ export async function backupVms(input: BackupVmsInput): Promise<BackupVmsResult>
     reported.add(vm);
   });
 
+  const liveGroups = patched(LIVE_GROUPS);
   const outcomes = new Map<string, VmOutcome>();
   const children = new Map<string, ChildWorkflowHandle<typeof backupVm>>();
   await Promise.all(
     input.vms.map(async (vm) => {
       try {
+        const coordinator = workflowInfo().workflowId;
         const child = await startChild(backupVm, {
           workflowId: vmWorkflowId(vm),
-          args: [{ vm, runDate, timing: input.timing, coordinator: workflowInfo().workflowId }],
+          args: [
+            {
+              vm,
+              runDate,
+              timing: input.timing,
+              coordinator,
+              // Live snapshots of one node share their pause instant.
+              ...(liveGroups && { liveGroup: { id: `${coordinator}/${runDate}`, members: input.vms } }),
+            },
+          ],
           // A VM half-way through its snapshot must finish even if this run is terminated.
           parentClosePolicy: ParentClosePolicy.ABANDON,
           typedSearchAttributes: [{ key: VmNameKey, value: [vm] }],
@@ -136,7 +157,7 @@ export async function backupVms(input: BackupVmsInput): Promise<BackupVmsResult>
   if (patched(SAVE_GROUPS)) {
     const snapshotted = [...children.keys()].filter((vm) => !outcomes.has(vm));
     const spans = await readSaveSpans(snapshotted, runDate);
-    saves = { ...groupSaves(spans), spans };
+    saves = { ...groupSaves(spans), spans, pauseSpreadMs: pauseSpreadMs(spans.map((sp) => sp.startedAt)) };
   }
   await Promise.all(
     [...children.entries()]

@@ -33,9 +33,13 @@ export interface Journal {
   liveError?: string | undefined;
   /** Recorded before we suspend a VM to end its memory copy (libvirt resumes it). */
   pausedByUs?: boolean | undefined;
+  /** A multi-VM run's group may pause this VM during its live snapshot (libvirt resumes it). */
+  groupMember?: boolean | undefined;
   /** The pause of the live snapshot by libvirt's lifecycle events (epoch ms). */
   pausedAt?: number | undefined;
   resumedAt?: number | undefined;
+  /** A rollback of the live snapshot has begun (a retried snapshot rolls back too). */
+  rollingBack?: boolean | undefined;
   /** Shut-off VM: each image's `dev:ino:size:mtime` when its copy began. */
   frozen?: Record<string, string> | undefined;
 }

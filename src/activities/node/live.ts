@@ -28,7 +28,7 @@ import {
   writeFileAtomic,
 } from './files';
 import { readJournal, writeJournal, type Journal } from './journal';
-import { liveGroupDue } from './live-group';
+import { joinLiveGroup, liveGroupDue } from './live-group';
 import { inodeOf, observeDomain, qemuOpenFiles } from './observe';
 import { withSaveRoom } from './save-slots';
 import { beginRun, PLACEHOLDER_STATE, saveLdif, saveXml } from './snapshot';
@@ -98,7 +98,9 @@ async function observeLive(
       liveAttempts: journal.liveAttempts ?? 0,
       liveError: journal.liveError,
       pausedByUs: !!journal.pausedByUs,
+      groupMember: !!journal.groupMember,
       mergeStartedVm: !!journal.mergeStartedVm,
+      rollingBack: !!journal.rollingBack,
     },
     journalRecord: journal,
     domain,
@@ -156,6 +158,7 @@ async function takeLiveSnapshot(deps: NodeDeps, input: SnapshotInput, paths: Run
     liveAttempts: (j.liveAttempts ?? 0) + 1,
     liveStartedAt: Date.now(),
     pausedByUs: false,
+    groupMember: false,
     pausedAt: undefined,
     resumedAt: undefined,
   });
@@ -166,8 +169,20 @@ async function takeLiveSnapshot(deps: NodeDeps, input: SnapshotInput, paths: Run
     needed,
     ramDisk: !!input.plan.ramDisk,
   };
+  let paused = false;
+  const group = input.liveGroup
+    ? await joinLiveGroup(deps.virsh, input.liveGroup, input.vm, () => {
+        paused = true;
+        void updateJournal(paths, { pausedByUs: true }).catch(() => undefined);
+      })
+    : undefined;
+  // A group member may be paused by its group at any moment: recorded before its job starts.
+  if (group) await updateJournal(paths, { groupMember: true });
   await withSaveRoom(room, async () => {
-    const watch = await watchLifecycle(deps.virsh.uri, input.vm);
+    const watch = await watchLifecycle(deps.virsh.uri, input.vm, {
+      onSuspended: () => group?.pausedByLibvirt(),
+    });
+    await group?.ready();
     let ended = false;
     const job = (async () => {
       injectedFault('snapshot:live-snapshot:libvirt');
@@ -181,8 +196,10 @@ async function takeLiveSnapshot(deps: NodeDeps, input: SnapshotInput, paths: Run
       () => undefined,
       (err: unknown) => err,
     );
-    void job.finally(() => (ended = true));
-    let paused = false;
+    void job.finally(() => {
+      ended = true;
+      group?.ended();
+    });
     while (!ended) {
       await Promise.race([job, new Promise((r) => setTimeout(r, 25))]);
       if (!ended && !paused && pauseDue(deps, input, await readJournal(paths.layout.retainDir))) {
@@ -191,6 +208,8 @@ async function takeLiveSnapshot(deps: NodeDeps, input: SnapshotInput, paths: Run
       }
     }
     const err = await job;
+    // The job returns once libvirt resumed the VM: an upper bound when its event is late.
+    const jobEndedAt = Date.now();
     const span = await watch.stop();
     if (err instanceof TransientCommandError) throw err;
     if (err) {
@@ -199,7 +218,10 @@ async function takeLiveSnapshot(deps: NodeDeps, input: SnapshotInput, paths: Run
     }
     // Guest RAM: only root may read it.
     await fs.chmod(paths.state.saved, 0o600);
-    await updateJournal(paths, { pausedAt: span.suspendedAt, resumedAt: span.resumedAt });
+    await updateJournal(paths, {
+      pausedAt: span.suspendedAt,
+      resumedAt: span.suspendedAt === undefined ? undefined : (span.resumedAt ?? jobEndedAt),
+    });
   });
 }
 
@@ -403,17 +425,24 @@ export async function liveMerge(deps: NodeDeps, input: VmRunInput, paths: RunPat
   });
 }
 
-export function liveRollback(
+export async function liveRollback(
   deps: NodeDeps,
   input: VmRunInput,
   paths: RunPaths,
 ): Promise<'rolled-back' | 'completed'> {
   const commits = new Map<string, number>();
-  return drive({
+  const j = await readJournal(paths.layout.retainDir);
+  // Recorded first: a snapshot retried after a crash in the rollback rolls back too.
+  if (j && j.phase === 'prepared' && !j.rollingBack)
+    await writeJournal(paths.layout.retainDir, { ...j, rollingBack: true });
+  const outcome = await drive({
     step: 'rollback',
     observe: () => observeLive(deps, input, paths, commits),
     decide: decideLiveRollback,
     act: (a) => liveRollbackAct(deps, input, paths, commits, a),
     waitMs: 250,
   });
+  // A snapshot that had everything is finished instead: it may go on.
+  if (outcome === 'completed') await updateJournal(paths, { rollingBack: false });
+  return outcome;
 }

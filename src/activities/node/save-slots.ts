@@ -116,5 +116,7 @@ export async function saveSpan(
   input: VmRunInput,
 ): Promise<{ saveStartedAt?: number | undefined; restoredAt?: number | undefined }> {
   const j = await readJournal(resolveRun(deps, input).layout.retainDir);
+  // Live mode: the pause for the last pages, by libvirt's lifecycle events.
+  if (j?.mode === 'live') return { saveStartedAt: j.pausedAt, restoredAt: j.resumedAt };
   return { saveStartedAt: j?.saveStartedAt, restoredAt: j?.restoredAt };
 }

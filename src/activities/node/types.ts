@@ -1,5 +1,6 @@
 import type { BackupPlan } from '../../domain/plan';
 import type { DiskRecord } from '../../domain/vm';
+import type { LiveGroupRef } from './live-group';
 
 /** Everything a node activity needs about one VM's run; built by the workflow from directory data. */
 export interface VmRunInput {
@@ -12,6 +13,8 @@ export interface VmRunInput {
 export interface SnapshotInput extends VmRunInput {
   /** The VM's directory subtree at the snapshot instant, written next to the state file. */
   ldif: string;
+  /** Live mode in a multi-VM run: the VMs of this node are paused at one instant. */
+  liveGroup?: LiveGroupRef | undefined;
 }
 
 export interface InspectResult {

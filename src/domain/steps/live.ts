@@ -40,6 +40,10 @@ export interface LiveJournalView {
   pausedByUs: boolean;
   /** We started the (shut-off) VM paused for the commit, so it is ours to stop again. */
   mergeStartedVm: boolean;
+  /** The VM's group (a multi-VM run) may have paused it. */
+  groupMember?: boolean | undefined;
+  /** A rollback of this snapshot has begun: a retried snapshot must not start over. */
+  rollingBack?: boolean | undefined;
 }
 
 export interface LiveWorld {
@@ -147,6 +151,8 @@ export function decideLiveSnapshot(w: LiveWorld): Decision<LiveSnapshotAction, '
       return refuse(ErrorCode.wrongStateInformation, `VM ${w.vm} is neither running, paused nor shut off`);
     return one('begin');
   }
+  if (j.rollingBack)
+    return refuse(ErrorCode.wrongStateInformation, `the snapshot of ${w.vm} is being rolled back`);
   if (w.domain.job) {
     if (w.domain.job === 'Snapshot' && w.domain.state === 'running' && w.pauseDue && !j.pausedByUs)
       return one('pause');
@@ -193,7 +199,7 @@ export function decideLiveSnapshot(w: LiveWorld): Decision<LiveSnapshotAction, '
   // Not snapshotted (yet): clear what a failed or cut-short attempt left, then try (again).
   if (!isActive(w.domain))
     return refuse(ErrorCode.wrongStateInformation, `VM ${w.vm} was shut down before its live snapshot`);
-  if (w.domain.state === 'paused' && !j.wasPaused && j.pausedByUs) return one('resume');
+  if (w.domain.state === 'paused' && !j.wasPaused && (j.pausedByUs || j.groupMember)) return one('resume');
   for (const d of w.disks) {
     if (!d.overlayExists) continue;
     if (d.overlayHeld)
@@ -266,7 +272,12 @@ export function decideLiveRollback(w: LiveWorld): Decision<LiveRollbackAction, '
   if (w.domain.job) return wait(`libvirt is still running its ${w.domain.job} job on ${w.vm}`);
   if (j && w.domain.state === 'absent')
     return refuse(ErrorCode.cannotFindMachine, `VM ${w.vm} is no longer defined on this node`);
-  if (j?.wasRunning && w.domain.state === 'paused' && !j.wasPaused && (onOverlays(w) || j.pausedByUs))
+  if (
+    j?.wasRunning &&
+    w.domain.state === 'paused' &&
+    !j.wasPaused &&
+    (onOverlays(w) || j.pausedByUs || j.groupMember)
+  )
     return one('resume');
   if (j?.wasRunning && onOverlays(w) && w.disks.every((d) => d.retained) && (w.stateSaved || w.stateRetained))
     return done('completed');
