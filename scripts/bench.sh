@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Downtime benchmark on one sandbox VM (bench-vm): the seed's bare save/mv/create/restore
+# Benchmarks: (1) save-mode downtime on one sandbox VM (bench-vm): the seed's bare save/mv/create/restore
 # sequence against the project's snapshot step, alternating, BENCH_ROUNDS rounds (default 5).
-# Writes the figures to .dev/bench-downtime.json.
+# Writes the figures to .dev/bench-downtime.json. (2) bench/live.ts: live mode against save
+# mode and the seed, per VM size, by libvirt's lifecycle events, and six VMs in one run;
+# .dev/bench-live.json (BENCH_SIZES, BENCH_GROUP_MIB; its own BENCH_ROUNDS default 3).
 # Usage: bash scripts/bench.sh   (or npm run bench; BENCH_ROUNDS=10 npm run bench)
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -9,4 +11,5 @@ set -euo pipefail
 
 dev_services_env
 
-exec npx --no-install tsx "$VMBACKUP_REPO/bench/downtime.ts"
+npx --no-install tsx "$VMBACKUP_REPO/bench/downtime.ts"
+exec npx --no-install tsx "$VMBACKUP_REPO/bench/live.ts"

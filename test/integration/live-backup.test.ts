@@ -4,6 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLACEHOLDER_STATE } from '../../src/activities/node/snapshot';
+import { run } from '../../src/hypervisor/run';
 import { blankRamLoaders, blobRangeSha256, ensureRamBlob, removeRamBlob } from '../../src/dev/guest-ram';
 import { SANDBOX_DISK_SIZE, type SandboxVm } from '../../src/dev/sandbox-vm';
 import type { BackupVmResult } from '../../src/workflows/backup-vm';
@@ -197,6 +198,36 @@ describe('live mode', () => {
       PLACEHOLDER_STATE,
     );
     await expectLiveBackup(vm, [[a]], result);
+  });
+
+  it('backs up live into a retain directory on another filesystem (save mode refuses one): the frozen image is copied once', async () => {
+    const otherFs = path.join(roots.backup, 'live-other-fs');
+    await fs.mkdir(otherFs, { recursive: true });
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=512m', 'tmpfs', otherFs]);
+    try {
+      const vm = await createVm({
+        name: 'vmbt-live-xfs',
+        node: NODE,
+        disks: 1,
+        mode: 'live',
+        planOverrides: {
+          sstBackupRetainDirectory: `file://${otherFs}/retain`,
+          sstBackupRootDirectory: `file://${otherFs}/backup`,
+        },
+      });
+      vms.push(vm.name);
+      await fs.mkdir(path.join(otherFs, 'retain'));
+      await fs.mkdir(path.join(otherFs, 'backup'));
+      const a: GuestWrite = { pattern: 0x2f, offset: 3 * MiB, length: 2 * MiB };
+      await guestWrite(vm.name, 0, a);
+      const result = await withWorker({}, () => backup(vm.name));
+      expect(result.backupDir.startsWith(`${otherFs}/backup/`)).toBe(true);
+      await expectLiveBackup(vm, [[a]], result);
+      expect(await guestReads(vm.name, 0, a)).toBe(true);
+    } finally {
+      await forgetVm('vmbt-live-xfs');
+      await run('umount', [otherFs]).catch(() => undefined);
+    }
   });
 
   it('falls back to save mode, saying why, when libvirt refuses the live snapshot', async () => {

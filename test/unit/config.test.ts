@@ -127,7 +127,16 @@ describe('nodeConfig', () => {
       imagesRoot: '/var/virtualization',
       storageRoots: ['/var/backup', '/var/virtualization/retain'],
       libvirtRunDir: '/run/libvirt/qemu',
+      liveMaxCopySeconds: 120,
     });
+  });
+
+  it('reads how long a live memory copy may run before the VM is paused, and refuses a bad value', () => {
+    expect(nodeConfig({ ...env, VMBACKUP_LIVE_MAX_COPY_SECONDS: '2.5' }).liveMaxCopySeconds).toBe(2.5);
+    for (const bad of ['0', '-1', 'soon'])
+      expect(configErrorOf(() => nodeConfig({ ...env, VMBACKUP_LIVE_MAX_COPY_SECONDS: bad }))).toContain(
+        'VMBACKUP_LIVE_MAX_COPY_SECONDS',
+      );
   });
 
   it('reads where libvirt keeps the QEMU pid files, and refuses a relative path', () => {
