@@ -18,21 +18,21 @@ import { watchLifecycle } from '../../hypervisor/lifecycle';
 import { CommandError, TransientCommandError } from '../../hypervisor/run';
 import { drive } from './drive';
 import { injectedFault } from './failpoints';
-import {
-  durableCopy,
-  durableUnlink,
-  exists,
-  moveFile,
-  sameFilesystem,
-  syncDir,
-  writeFileAtomic,
-} from './files';
+import { durableCopy, durableUnlink, exists, moveFile, sameFilesystem, writeFileAtomic } from './files';
 import { readJournal, writeJournal, type Journal } from './journal';
 import { joinLiveGroup, liveGroupDue } from './live-group';
 import { inodeOf, observeDomain, qemuOpenFiles } from './observe';
 import { withSaveRoom } from './save-slots';
-import { beginRun, PLACEHOLDER_STATE, saveLdif, saveXml } from './snapshot';
-import { heartbeat, step, type DiskPaths, type NodeDeps, type RunPaths } from './context';
+import {
+  beginRun,
+  currentJournal,
+  diskOf,
+  PLACEHOLDER_STATE,
+  removeRetainDir,
+  saveLdif,
+  saveXml,
+} from './snapshot';
+import { heartbeat, step, type NodeDeps, type RunPaths } from './context';
 import type { SnapshotInput, VmRunInput } from './types';
 
 /** What identifies a file's content without reading it: a write changes mtime or ctime. */
@@ -114,22 +114,6 @@ async function observeLive(
       paths.state.saved === paths.state.retained ? stateSaved : await exists(paths.state.retained),
     pauseDue: pauseDue(deps, input, journal),
   };
-}
-
-function diskOf(paths: RunPaths, target: string | undefined): DiskPaths {
-  const d = paths.disks.find((x) => x.target === target);
-  if (!d) throw new Error(`no disk ${target}`);
-  return d;
-}
-
-async function currentJournal(paths: RunPaths): Promise<Journal> {
-  const j = await readJournal(paths.layout.retainDir);
-  if (!j)
-    throw new BackupError(
-      ErrorCode.wrongStateInformation,
-      `the journal of ${paths.layout.retainDir} is gone`,
-    );
-  return j;
 }
 
 async function updateJournal(paths: RunPaths, change: Partial<Journal>): Promise<void> {
@@ -389,12 +373,7 @@ async function liveRollbackAct(
     case 'resume':
       return step(ErrorCode.cannotStart, `resume ${input.vm}`, () => deps.virsh.resume(input.vm));
     case 'remove-retain-dir':
-      await durableUnlink(paths.state.saved);
-      await fs.rm(paths.layout.retainDir, { recursive: true, force: true });
-      await syncDir(path.dirname(paths.layout.retainDir)).catch(() => undefined);
-      if (paths.layout.stateSaveDir !== paths.layout.retainDir)
-        await fs.rmdir(paths.layout.stateSaveDir).catch(() => undefined);
-      return;
+      return removeRetainDir(paths);
   }
 }
 

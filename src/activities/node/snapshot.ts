@@ -243,13 +243,13 @@ async function observeSnapshot(
   };
 }
 
-function diskOf(paths: RunPaths, target: string | undefined): DiskPaths {
+export function diskOf(paths: RunPaths, target: string | undefined): DiskPaths {
   const d = paths.disks.find((x) => x.target === target);
   if (!d) throw new Error(`no disk ${target}`);
   return d;
 }
 
-async function currentJournal(paths: RunPaths): Promise<Journal> {
+export async function currentJournal(paths: RunPaths): Promise<Journal> {
   const j = await readJournal(paths.layout.retainDir);
   if (!j)
     throw new BackupError(
@@ -511,13 +511,17 @@ async function rollbackAct(deps: NodeDeps, paths: RunPaths, a: RollbackAction, v
       await durableUnlink(paths.state.saved);
       return durableUnlink(paths.state.retained);
     case 'remove-retain-dir':
-      await durableUnlink(paths.state.saved);
-      await fs.rm(paths.layout.retainDir, { recursive: true, force: true });
-      await syncDir(path.dirname(paths.layout.retainDir)).catch(() => undefined);
-      if (paths.layout.stateSaveDir !== paths.layout.retainDir)
-        await fs.rmdir(paths.layout.stateSaveDir).catch(() => undefined);
-      return;
+      return removeRetainDir(paths);
   }
+}
+
+/** The run's retain directory and its state file on the RAM disk: the last of a rollback. */
+export async function removeRetainDir(paths: RunPaths): Promise<void> {
+  await durableUnlink(paths.state.saved);
+  await fs.rm(paths.layout.retainDir, { recursive: true, force: true });
+  await syncDir(path.dirname(paths.layout.retainDir)).catch(() => undefined);
+  if (paths.layout.stateSaveDir !== paths.layout.retainDir)
+    await fs.rmdir(paths.layout.stateSaveDir).catch(() => undefined);
 }
 
 /**
