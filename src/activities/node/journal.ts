@@ -55,6 +55,34 @@ export async function readJournal(retainDir: string): Promise<Journal | undefine
   }
 }
 
-export async function writeJournal(retainDir: string, journal: Journal): Promise<void> {
-  await writeFileAtomic(path.join(retainDir, JOURNAL_FILE), JSON.stringify(journal, null, 2) + '\n', 0o600);
+/** Writes of one journal in this process, one after the other (a group may pause a VM meanwhile). */
+const queues = new Map<string, Promise<unknown>>();
+
+function queued<T>(retainDir: string, op: () => Promise<T>): Promise<T> {
+  const next = (queues.get(retainDir) ?? Promise.resolve()).then(op);
+  const settled = next.catch(() => undefined);
+  queues.set(retainDir, settled);
+  void settled.then(() => {
+    if (queues.get(retainDir) === settled) queues.delete(retainDir);
+  });
+  return next;
+}
+
+export function writeJournal(retainDir: string, journal: Journal): Promise<void> {
+  return queued(retainDir, () =>
+    writeFileAtomic(path.join(retainDir, JOURNAL_FILE), JSON.stringify(journal, null, 2) + '\n', 0o600),
+  );
+}
+
+/** Reads, changes and writes the journal as one step among this process's writes of it. */
+export function updateJournal(retainDir: string, change: Partial<Journal>): Promise<void> {
+  return queued(retainDir, async () => {
+    const j = await readJournal(retainDir);
+    if (!j) throw new Error(`the journal of ${retainDir} is gone`);
+    await writeFileAtomic(
+      path.join(retainDir, JOURNAL_FILE),
+      JSON.stringify({ ...j, ...change }, null, 2) + '\n',
+      0o600,
+    );
+  });
 }

@@ -19,7 +19,7 @@ import { CommandError, TransientCommandError } from '../../hypervisor/run';
 import { drive } from './drive';
 import { injectedFault } from './failpoints';
 import { durableCopy, durableUnlink, exists, moveFile, sameFilesystem, writeFileAtomic } from './files';
-import { readJournal, writeJournal, type Journal } from './journal';
+import { readJournal, updateJournal as updateJournalIn, writeJournal, type Journal } from './journal';
 import { joinLiveGroup, liveGroupDue } from './live-group';
 import { inodeOf, observeDomain, qemuOpenFiles } from './observe';
 import { withSaveRoom } from './save-slots';
@@ -116,8 +116,8 @@ async function observeLive(
   };
 }
 
-async function updateJournal(paths: RunPaths, change: Partial<Journal>): Promise<void> {
-  await writeJournal(paths.layout.retainDir, { ...(await currentJournal(paths)), ...change });
+function updateJournal(paths: RunPaths, change: Partial<Journal>): Promise<void> {
+  return updateJournalIn(paths.layout.retainDir, change);
 }
 
 /** Suspends the VM to end its memory copy; a job that ended meanwhile leaves it for `resume`. */
