@@ -112,35 +112,43 @@ const backupPoints = [
 ];
 
 describe.concurrent('live mode: a node worker killed at every action boundary', () => {
-  it(
-    'of a backup of a running VM: every run completes, the VM runs on its images with its RAM and data, the backup equals the guest at the instant',
-    async () => {
-      const node = 'vmbt-node-lk1';
-      const { vm, written } = await liveVm('vmbt-lsweep-run', node);
+  // Two halves on two VMs at once: the same boundaries, half the wall time.
+  const snapshotPoints = actionBoundaries('snapshot', LIVE_SNAPSHOT_ACTIONS);
+  const laterPoints = [
+    ...actionBoundaries('merge', LIVE_MERGE_ACTIONS),
+    ...actionBoundaries('retain', RETAIN_ACTIONS),
+  ];
+  const runningOffPath = {
+    'snapshot:discard-overlay': 'only after libvirt refused a snapshot',
+    'snapshot:remove-state': 'only after libvirt refused a snapshot',
+    'snapshot:pause': 'only for a memory copy past its bound',
+    'snapshot:resume': 'only for a VM left paused',
+    'snapshot:fall-back': 'only after libvirt refused a snapshot',
+    'snapshot:write-placeholder': 'only for a VM that is shut off',
+    'merge:start-paused': 'only for a VM that is shut off',
+    'merge:stop-vm': 'only for a VM the merge started',
+    'retain:remove-source': 'only when copying to another filesystem',
+  };
+  it.each([
+    ['its snapshot', 'a', snapshotPoints],
+    ['its merge and retain', 'b', laterPoints],
+  ] as const)(
+    'at every boundary of %s, backing up a running VM: every run completes, the VM runs on its images with its RAM and data, the backup equals the guest at the instant',
+    async (_, tag, points) => {
+      const node = `vmbt-node-lk1${tag}`;
+      const { vm, written } = await liveVm(`vmbt-lsweep-run${tag}`, node);
       const out = await runWithKills<BackupVmResult>({
         node,
-        dir: path.join(scratch, 'run'),
-        points: backupPoints,
+        dir: path.join(scratch, `run-${tag}`),
+        points: [...points],
         start: () => startBackup(vm.name),
         whileDead: imagesInPlace(vm),
       });
       expect(out.error).toBeUndefined();
-      expect(out.fired).toEqual(
-        expectedOnPath(backupPoints, {
-          'snapshot:discard-overlay': 'only after libvirt refused a snapshot',
-          'snapshot:remove-state': 'only after libvirt refused a snapshot',
-          'snapshot:pause': 'only for a memory copy past its bound',
-          'snapshot:resume': 'only for a VM left paused',
-          'snapshot:fall-back': 'only after libvirt refused a snapshot',
-          'snapshot:write-placeholder': 'only for a VM that is shut off',
-          'merge:start-paused': 'only for a VM that is shut off',
-          'merge:stop-vm': 'only for a VM the merge started',
-          'retain:remove-source': 'only when copying to another filesystem',
-        }),
-      );
+      expect(out.fired).toEqual(expectedOnPath([...points], runningOffPath));
       expect(out.kills).toBe(out.fired.length);
       await expectAsBefore(vm, written, true);
-      await expectBackupOf(vm, written, out.result!, 'run');
+      await expectBackupOf(vm, written, out.result!, `run-${tag}`);
     },
     SWEEP_TIMEOUT,
   );

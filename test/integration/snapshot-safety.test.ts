@@ -57,7 +57,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const vm of vms) await forgetVm(vm);
-  for (const f of extraFiles) await fs.rm(f, { force: true });
+  for (const f of extraFiles) await fs.rm(f, { force: true, recursive: true });
   for (const b of blobs) await removeRamBlob(b).catch(() => undefined);
   await fs.rm(scratch, { recursive: true, force: true });
 });
@@ -395,14 +395,26 @@ describe('a snapshot never backs up less than the VM has, nor leaves it on a mov
     vms.push(name);
     const blob = await ensureRamBlob('vmbt-safe-768m', 768 * MiB);
     blobs.push(blob.name);
-    const vm = await createVm({ name, node: NODE, disks: 1, memoryMiB: 1024, ramData: blob });
+    // The save's final flush must take a while to be held in it: a "RAM disk" on a real
+    // disk here (the dev RAM disk is a tmpfs, where the flush is instant).
+    const slowRamDisk = path.join(roots.retain, 'vmbt-ramdisk-on-disk');
+    await fs.mkdir(slowRamDisk, { recursive: true });
+    extraFiles.push(slowRamDisk);
+    const vm = await createVm({
+      name,
+      node: NODE,
+      disks: 1,
+      memoryMiB: 1024,
+      ramData: blob,
+      ramDisk: slowRamDisk,
+    });
     await blankRamLoaders(name, blob);
     expect(await blobRangeSha256(virsh, name, blob)).toBe(blob.sha256);
     const written: GuestWrite[][] = [[]];
     await guestWrite(name, 0, { pattern: 0x3c, offset: 3 * MiB, length: 4 * MiB }, written[0]);
 
     const runDate = nextRunDate();
-    const stateFile = path.join(roots.ramDisk, name, `${name}.state.${runDate}`);
+    const stateFile = path.join(slowRamDisk, name, `${name}.state.${runDate}`);
     const dir = path.join(scratch, 'kill');
     let handle: WorkflowHandle | undefined;
     let whileDead: { state?: string; reason?: string; ino?: number; birth?: number } | undefined;

@@ -129,7 +129,8 @@ function pauseAll(g: Group, source?: Member): void {
 
 /**
  * Samples every member's copy (each through its own connection, in parallel) and pauses
- * all once the first is expected to finish within two sampling rounds: ahead of its own
+ * all once the first is expected to finish within three sampling rounds and 300 ms (the
+ * suspends take a while on a busy node): ahead of its own
  * pause, so that the instant is shared.
  */
 async function watchCopies(g: Group): Promise<void> {
@@ -153,7 +154,7 @@ async function watchCopies(g: Group): Promise<void> {
     );
     const round = Date.now() - started;
     if (
-      members.some((m) => m.sample?.rate && (m.sample.remaining / m.sample.rate) * 1000 <= 2 * round + 50)
+      members.some((m) => m.sample?.rate && (m.sample.remaining / m.sample.rate) * 1000 <= 3 * round + 300)
     ) {
       pauseAll(g);
       return;
