@@ -39,7 +39,7 @@ import { createSandboxVm, removeSandboxVm } from '../src/dev/sandbox-vm';
 import { pauseSpreadMs } from '../src/domain/live-group';
 import { formatRunDate } from '../src/domain/names';
 import type { BackupPlan } from '../src/domain/plan';
-import { parseLifecycleLine } from '../src/hypervisor/lifecycle';
+import { onLifecycleEvents } from '../src/hypervisor/lifecycle';
 import { run } from '../src/hypervisor/run';
 import { execa } from 'execa';
 
@@ -84,18 +84,7 @@ async function collectEvents(uri: string) {
     env: { LC_ALL: 'C' },
   });
   const events: Array<{ vm: string; at: number; event: string }> = [];
-  let rest = '';
-  child.stdout?.setEncoding('utf8');
-  child.stdout?.on('data', (chunk: string) => {
-    rest += chunk;
-    const lines = rest.split('\n');
-    rest = lines.pop() ?? '';
-    for (const line of lines) {
-      const e = parseLifecycleLine(line);
-      const vm = /for domain '([^']+)'/.exec(line)?.[1];
-      if (e && vm) events.push({ vm, ...e });
-    }
-  });
+  onLifecycleEvents(child.stdout, (e) => events.push(e));
   await sleep(1000);
   return {
     events,

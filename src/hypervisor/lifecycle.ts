@@ -12,12 +12,30 @@ export interface LifecycleWatch {
 }
 
 /** `2026-12-01 23:18:36.404+0000: event 'lifecycle' for domain 'vm': Suspended Paused` */
-const EVENT = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+)\+0000: event 'lifecycle' for domain '.*': (\w+)/;
+const EVENT = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+)\+0000: event 'lifecycle' for domain '(.*)': (\w+)/;
 
-export function parseLifecycleLine(line: string): { at: number; event: string } | undefined {
+export function parseLifecycleLine(line: string): { at: number; vm: string; event: string } | undefined {
   const m = EVENT.exec(line.trim());
   if (!m) return undefined;
-  return { at: Date.parse(`${m[1]}T${m[2]}Z`), event: m[3]! };
+  return { at: Date.parse(`${m[1]}T${m[2]}Z`), vm: m[3]!, event: m[4]! };
+}
+
+/** Calls `on` for every lifecycle event line `virsh event --timestamp` writes to `out`. */
+export function onLifecycleEvents(
+  out: NodeJS.ReadableStream | null | undefined,
+  on: (e: { at: number; vm: string; event: string }) => void,
+): void {
+  let rest = '';
+  out?.setEncoding('utf8');
+  out?.on('data', (chunk: string) => {
+    rest += chunk;
+    const lines = rest.split('\n');
+    rest = lines.pop() ?? '';
+    for (const line of lines) {
+      const e = parseLifecycleLine(line);
+      if (e) on(e);
+    }
+  });
 }
 
 /**
@@ -42,22 +60,13 @@ export async function watchLifecycle(
     stdin: 'pipe',
   });
   const span: PauseSpan = {};
-  let rest = '';
-  child.stdout?.setEncoding('utf8');
-  child.stdout?.on('data', (chunk: string) => {
-    rest += chunk;
-    const lines = rest.split('\n');
-    rest = lines.pop() ?? '';
-    for (const line of lines) {
-      const e = parseLifecycleLine(line);
-      if (!e) continue;
-      if (e.event === 'Suspended' && span.suspendedAt === undefined) {
-        span.suspendedAt = e.at;
-        options.onSuspended?.();
-      }
-      if (e.event === 'Resumed' && span.suspendedAt !== undefined && span.resumedAt === undefined)
-        span.resumedAt = e.at;
+  onLifecycleEvents(child.stdout, (e) => {
+    if (e.event === 'Suspended' && span.suspendedAt === undefined) {
+      span.suspendedAt = e.at;
+      options.onSuspended?.();
     }
+    if (e.event === 'Resumed' && span.suspendedAt !== undefined && span.resumedAt === undefined)
+      span.resumedAt = e.at;
   });
   const connected = new Promise<void>((resolve) => {
     const onData = (chunk: string) => {

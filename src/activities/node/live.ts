@@ -27,6 +27,7 @@ import {
   beginRun,
   currentJournal,
   diskOf,
+  observeRunFiles,
   PLACEHOLDER_STATE,
   removeRetainDir,
   saveLdif,
@@ -87,7 +88,6 @@ async function observeLive(
       commits: commits.get(d.target) ?? 0,
     } as const);
   }
-  const stateSaved = await exists(paths.state.saved);
   return {
     vm: input.vm,
     journal: journal && {
@@ -105,13 +105,7 @@ async function observeLive(
     journalRecord: journal,
     domain,
     disks,
-    retainDirExists: await exists(paths.layout.retainDir),
-    xmlSaved: await exists(paths.xml.retained),
-    ldifSaved: await exists(paths.ldif.retained),
-    ldifGiven: !!input.ldif,
-    stateSaved,
-    stateRetained:
-      paths.state.saved === paths.state.retained ? stateSaved : await exists(paths.state.retained),
+    ...(await observeRunFiles(paths, input)),
     pauseDue: pauseDue(deps, input, journal),
   };
 }

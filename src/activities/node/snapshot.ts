@@ -222,7 +222,6 @@ async function observeSnapshot(
       overlayHasData: forRollback && live === 'overlay' && !heldLive ? await topHasData(d.live) : false,
     } as const);
   }
-  const stateSaved = await exists(paths.state.saved);
   return {
     vm: input.vm,
     journal: journal && {
@@ -233,6 +232,22 @@ async function observeSnapshot(
     journalRecord: journal,
     domain,
     disks,
+    ...(await observeRunFiles(paths, input)),
+  };
+}
+
+/** Which of a run's small files exist (both modes' snapshots and rollbacks look at them). */
+export async function observeRunFiles(
+  paths: RunPaths,
+  input: { ldif?: string | undefined },
+): Promise<
+  Pick<
+    SnapshotWorld,
+    'retainDirExists' | 'xmlSaved' | 'ldifSaved' | 'ldifGiven' | 'stateSaved' | 'stateRetained'
+  >
+> {
+  const stateSaved = await exists(paths.state.saved);
+  return {
     retainDirExists: await exists(paths.layout.retainDir),
     xmlSaved: await exists(paths.xml.retained),
     ldifSaved: await exists(paths.ldif.retained),
