@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
 import { createDirectoryActivities } from '../activities/directory';
 import { CONTROL_TASK_QUEUE, directoryConfig, temporalConfig } from '../config';
-import { connectWorker } from './connection';
+import { connectWorker, dataConverter } from './connection';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -15,10 +15,16 @@ export async function createControlWorker(env: NodeJS.ProcessEnv = process.env):
   const directory = directoryConfig(env);
   return Worker.create({
     connection: await connectWorker(temporal),
+    ...withDataConverter(env),
     namespace: temporal.namespace,
     taskQueue: CONTROL_TASK_QUEUE,
     workflowsPath,
     activities: createDirectoryActivities(directory),
     shutdownGraceTime: '30s',
   });
+}
+
+function withDataConverter(env: NodeJS.ProcessEnv) {
+  const converter = dataConverter(env);
+  return converter ? { dataConverter: converter } : {};
 }

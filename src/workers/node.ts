@@ -3,7 +3,7 @@ import { createNodeActivities } from '../activities/node';
 import { setMaxParallelSaves } from '../activities/node/save-slots';
 import { nodeConfig, nodeLimits, temporalConfig } from '../config';
 import { nodeTaskQueue } from '../domain/names';
-import { connectWorker } from './connection';
+import { connectWorker, dataConverter } from './connection';
 
 /**
  * The node worker: runs on one hypervisor and serves only that node's queue, with the
@@ -17,6 +17,7 @@ export async function createNodeWorker(node: string, env: NodeJS.ProcessEnv = pr
   setMaxParallelSaves(limits.maxParallelSaves);
   return Worker.create({
     connection: await connectWorker(temporal),
+    ...withDataConverter(env),
     namespace: temporal.namespace,
     taskQueue: nodeTaskQueue(node),
     activities: createNodeActivities(config),
@@ -26,4 +27,9 @@ export async function createNodeWorker(node: string, env: NodeJS.ProcessEnv = pr
     maxConcurrentActivityTaskExecutions: limits.maxParallelActivities,
     shutdownGraceTime: '5m',
   });
+}
+
+function withDataConverter(env: NodeJS.ProcessEnv) {
+  const converter = dataConverter(env);
+  return converter ? { dataConverter: converter } : {};
 }

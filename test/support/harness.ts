@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import { connectClient } from '../../src/temporal/connect';
 import {
   CONTROL_TASK_QUEUE,
   directoryConfig,
@@ -112,8 +113,7 @@ export async function forgetVm(name: string, pool = 'sandbox-pool'): Promise<voi
 let client: Client | undefined;
 export async function temporal(): Promise<Client> {
   if (!client) {
-    const connection = await Connection.connect({ address: temporalConfig().address });
-    client = new Client({ connection, namespace: temporalConfig().namespace });
+    client = await connectClient(temporalConfig());
   }
   return client;
 }
