@@ -43,6 +43,7 @@ SYSTEM_SCHEMA_DIR=/etc/ldap/schema
 
 LIBVIRT_URI="qemu:///system"
 STARTED_LIBVIRT="$VMBACKUP_DEV/started-libvirt"
+CODEC_KEYS_FILE="$VMBACKUP_DEV/codec-keys"
 
 # Bumped whenever the generated cn=config changes shape; forces a rebuild.
 SLAPD_CONFIG_VERSION=1
@@ -354,6 +355,19 @@ prepare_data_dir() {
   done
 }
 
+# ------------------------------------------------------------ codec key ---
+
+# The payload codec's key (AES-256, see src/codec/keys.ts), made once and kept: histories
+# written with it stay readable across runs. Owner-only, or the codec refuses it.
+ensure_codec_key() {
+  if [[ ! -s "$CODEC_KEYS_FILE" ]]; then
+    (umask 077 && printf 'dev-1 %s\n' "$(head -c 32 /dev/urandom | base64 -w0)" >"$CODEC_KEYS_FILE.tmp")
+    mv -f -- "$CODEC_KEYS_FILE.tmp" "$CODEC_KEYS_FILE"
+    log "codec: created the dev payload key $CODEC_KEYS_FILE"
+  fi
+  chmod 600 -- "$CODEC_KEYS_FILE"
+}
+
 # --------------------------------------------------------------- env file ---
 
 write_env() {
@@ -367,6 +381,7 @@ write_env() {
       "TEMPORAL_NAMESPACE=$TEMPORAL_NAMESPACE" \
       "TEMPORAL_UI_URL=http://$TEMPORAL_IP:$TEMPORAL_UI_PORT" \
       "TEMPORAL_CLI=$TEMPORAL_BIN" \
+      "VMBACKUP_CODEC_KEYS_FILE=$CODEC_KEYS_FILE" \
       "LDAP_URL=$LDAP_URL" \
       "LDAP_BIND_DN=$LDAP_BIND_DN" \
       "LDAP_BIND_PASSWORD=$LDAP_BIND_PASSWORD" \
@@ -394,6 +409,7 @@ main() {
   start_temporal
   start_slapd
   start_libvirt
+  ensure_codec_key
   write_env
   log "dev services up in $((SECONDS - started)) s:"
   log "  Temporal   $TEMPORAL_IP:$TEMPORAL_PORT namespace $TEMPORAL_NAMESPACE, UI http://$TEMPORAL_IP:$TEMPORAL_UI_PORT (log .dev/temporal.log)"
