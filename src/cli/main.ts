@@ -8,6 +8,7 @@ import { listVmBackups } from './backups';
 import { runScheduleSync, startPeriodicSync } from './schedules';
 import { abortRestore, decideRestore, showRestore, startRestore } from './restore';
 import { connectClient } from './client';
+import { runCodecServer } from './codec-server';
 
 const HELP: Record<string, string> = {
   main: `vmbackup — backup of libvirt VMs orchestrated by Temporal
@@ -20,10 +21,12 @@ Usage:
   vmbackup restore decide|abort|status <vm>
   vmbackup backups <vm>                list a VM's backups: date, state, size, files
   vmbackup schedules sync [--dry-run]  make Temporal schedules match the backup plans
+  vmbackup codec-server [--port N]     decrypt payloads for the Temporal UI and CLI
 
 Configuration comes from the environment (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, LDAP_URL,
 LDAP_BIND_DN, LDAP_BIND_PASSWORD, LDAP_BASE_DN, LIBVIRT_URI, VMBACKUP_IMAGES_ROOT,
-VMBACKUP_STORAGE_ROOTS); \`set -a; . .dev/env; set +a\` gives the embedded defaults.
+VMBACKUP_STORAGE_ROOTS, VMBACKUP_CODEC_KEYS_FILE); \`set -a; . .dev/env; set +a\` gives the
+embedded defaults.
 Run \`vmbackup <command> --help\` for details.`,
   worker: `Usage:
   vmbackup worker control
@@ -151,6 +154,7 @@ async function main(argv: string[]): Promise<number> {
     }
     return runScheduleSync(!!values['dry-run'], out);
   }
+  if (command === 'codec-server') return runCodecServer(rest, out);
   if (command === 'restore') {
     const { values, positionals } = parseArgs({
       args: rest,
