@@ -1,9 +1,22 @@
 import { Worker } from '@temporalio/worker';
 import { createNodeActivities } from '../activities/node';
 import { setMaxParallelSaves } from '../activities/node/save-slots';
-import { nodeConfig, nodeLimits, temporalConfig } from '../config';
+import { directoryConfig, nodeConfig, nodeLimits, temporalConfig, type DirectoryConfig } from '../config';
+import { directoryPlacement } from '../activities/node/placement';
 import { nodeTaskQueue } from '../domain/names';
 import { connectWorker, dataConverter } from './connection';
+
+/**
+ * The node reads the directory itself, to check that a VM it is told to act on is its own:
+ * with an identity of its own that may only read (`LDAP_NODE_BIND_DN`), else the control's.
+ */
+export function nodeDirectory(env: NodeJS.ProcessEnv): DirectoryConfig {
+  return directoryConfig({
+    ...env,
+    LDAP_BIND_DN: env['LDAP_NODE_BIND_DN'] || env['LDAP_BIND_DN'],
+    LDAP_BIND_PASSWORD: env['LDAP_NODE_BIND_PASSWORD'] || env['LDAP_BIND_PASSWORD'],
+  });
+}
 
 /**
  * The node worker: runs on one hypervisor and serves only that node's queue, with the
@@ -20,7 +33,7 @@ export async function createNodeWorker(node: string, env: NodeJS.ProcessEnv = pr
     ...withDataConverter(env),
     namespace: temporal.namespace,
     taskQueue: nodeTaskQueue(node),
-    activities: createNodeActivities(config),
+    activities: createNodeActivities(config, directoryPlacement(nodeDirectory(env), node)),
     // Every VM holds at most one slot (its steps run one after another), also while its save
     // waits for room: the save limits apply inside the save, so that with more slots than the
     // node has VMs a probe never queues behind long saves.

@@ -1,6 +1,8 @@
 import type { NodeConfig } from '../../config';
 import { asFailure } from '../failure';
-import { nodeDeps } from './context';
+import { nodeDeps, resolveRun } from './context';
+import { JOURNAL_FILE } from './journal';
+import { journalIn, type PlacementCheck } from './placement';
 import { heartbeating, oneAtATime } from './guard';
 import { withVmFileLock } from './vm-lock';
 import { deleteBackup } from './delete-backup';
@@ -15,17 +17,33 @@ import {
   restoreMachine,
   unretainLargeFiles,
   unretainSmallFiles,
+  RESTORE_JOURNAL,
   type RestoreMachineInput,
 } from './restore';
 
-/** The hypervisor activities a node worker runs on its own task queue. */
-export function createNodeActivities(config: NodeConfig) {
+/**
+ * The hypervisor activities a node worker runs on its own task queue. Each first checks in
+ * the directory that the VM belongs to this node (`placement`).
+ */
+export function createNodeActivities(config: NodeConfig, placement: PlacementCheck) {
   const deps = nodeDeps(config);
+  const runBegun = (input: VmRunInput) => async () => {
+    try {
+      return await journalIn(resolveRun(deps, input).layout.retainDir, [JOURNAL_FILE, RESTORE_JOURNAL]);
+    } catch {
+      return false;
+    }
+  };
   const guarded =
     <I extends VmRunInput, R>(fn: (d: typeof deps, input: I) => Promise<R>) =>
     (input: I) =>
       heartbeating(() =>
-        oneAtATime(String(input?.vm), () => withVmFileLock(String(input?.vm), () => fn(deps, input))),
+        oneAtATime(String(input?.vm), () =>
+          withVmFileLock(String(input?.vm), async () => {
+            await placement(String(input?.vm), runBegun(input));
+            return fn(deps, input);
+          }),
+        ),
       );
   return {
     inspectForSnapshot: asFailure(guarded(inspectForSnapshot)),

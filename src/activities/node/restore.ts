@@ -54,7 +54,7 @@ export interface RestoreMachineResult {
 }
 
 const RESTORE_XML = 'restore.xml';
-const RESTORE_JOURNAL = '.vmbackup-restore.json';
+export const RESTORE_JOURNAL = '.vmbackup-restore.json';
 
 /** Written when a restore of this backup finished; the retain directory is gone then. */
 const finishedMarker = (paths: RunPaths) => `${paths.layout.retainDir}.restored`;
