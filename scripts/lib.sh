@@ -29,9 +29,10 @@ cd -- "$VMBACKUP_REPO"
 }
 
 # Debian packages the project needs on the machine.
-APT_PACKAGES=(qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients slapd ldap-utils strace)
+# nginx: the tests' TLS endpoint (client certificates) in front of the Temporal dev server.
+APT_PACKAGES=(qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients slapd ldap-utils strace nginx)
 # Commands those packages provide (used where dpkg is not available).
-REQUIRED_COMMANDS=(qemu-img qemu-system-x86_64 libvirtd virtlogd virsh slapd slapadd slappasswd ldapsearch ldapadd strace)
+REQUIRED_COMMANDS=(qemu-img qemu-system-x86_64 libvirtd virtlogd virsh slapd slapadd slappasswd ldapsearch ldapadd strace nginx)
 
 log() {
   printf '[vmbackup] %s\n' "$*"

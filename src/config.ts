@@ -35,10 +35,24 @@ function seconds(env: Env, name: string, fallback: number): number {
   return n;
 }
 
+/** Files and names for a TLS connection to Temporal; each part is optional. */
+export interface TemporalTlsConfig {
+  /** Client certificate and key for mTLS; both or neither. */
+  clientCertPath?: string | undefined;
+  clientKeyPath?: string | undefined;
+  /** CA that issued the server's certificate; without it the system's trusted roots apply. */
+  serverCaCertPath?: string | undefined;
+  /** Name to check the server's certificate against, when TEMPORAL_ADDRESS's host is not it. */
+  serverName?: string | undefined;
+}
+
 export interface TemporalConfig {
   address: string;
   namespace: string;
   uiUrl?: string | undefined;
+  /** Absent: a plain connection. */
+  tls?: TemporalTlsConfig | undefined;
+  apiKey?: string | undefined;
 }
 
 export interface DirectoryConfig {
@@ -66,7 +80,38 @@ export function temporalConfig(env: Env = process.env): TemporalConfig {
   const address = need(env, 'TEMPORAL_ADDRESS');
   if (!/^[A-Za-z0-9.-]+:\d+$/.test(address))
     throw new ConfigError(`TEMPORAL_ADDRESS must be host:port, got ${JSON.stringify(address)}`);
-  return { address, namespace: need(env, 'TEMPORAL_NAMESPACE'), uiUrl: env['TEMPORAL_UI_URL'] };
+  return {
+    address,
+    namespace: need(env, 'TEMPORAL_NAMESPACE'),
+    uiUrl: env['TEMPORAL_UI_URL'],
+    ...temporalSecurity(env),
+  };
+}
+
+function optionalAbsolute(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : absolute(env, name);
+}
+
+/** The standard TEMPORAL_TLS_* names (as the Temporal CLI reads them) and TEMPORAL_API_KEY. */
+function temporalSecurity(env: Env): Pick<TemporalConfig, 'tls' | 'apiKey'> {
+  const tls: TemporalTlsConfig = {
+    clientCertPath: optionalAbsolute(env, 'TEMPORAL_TLS_CLIENT_CERT_PATH'),
+    clientKeyPath: optionalAbsolute(env, 'TEMPORAL_TLS_CLIENT_KEY_PATH'),
+    serverCaCertPath: optionalAbsolute(env, 'TEMPORAL_TLS_SERVER_CA_CERT_PATH'),
+    serverName: env['TEMPORAL_TLS_SERVER_NAME']?.trim() || undefined,
+  };
+  if ((tls.clientCertPath === undefined) !== (tls.clientKeyPath === undefined)) {
+    const [set, unset] =
+      tls.clientCertPath === undefined
+        ? ['TEMPORAL_TLS_CLIENT_KEY_PATH', 'TEMPORAL_TLS_CLIENT_CERT_PATH']
+        : ['TEMPORAL_TLS_CLIENT_CERT_PATH', 'TEMPORAL_TLS_CLIENT_KEY_PATH'];
+    throw new ConfigError(`${set} is set but ${unset} is not: a client certificate needs its key`);
+  }
+  const apiKey = env['TEMPORAL_API_KEY']?.trim() || undefined;
+  // An API key travels as a bearer token, so it implies TLS even without any TLS_* setting.
+  const anyTls = Object.values(tls).some((v) => v !== undefined);
+  return { tls: anyTls || apiKey !== undefined ? tls : undefined, apiKey };
 }
 
 export function directoryConfig(env: Env = process.env): DirectoryConfig {

@@ -10,9 +10,10 @@ import { connectionSecurity } from './security';
  * payload codec are the same for the workers, the CLI, the schedule sync, the demo and tests.
  */
 function unreachable(config: TemporalConfig, err: unknown): Error {
-  return new Error(
-    `cannot reach the Temporal server at ${config.address} (TEMPORAL_ADDRESS): ${(err as Error).message}`,
-  );
+  // The client SDK's "Failed to connect" keeps the server's reason (e.g. a refused certificate) in cause.
+  const cause = (err as Error).cause;
+  const why = cause instanceof Error ? `${(err as Error).message}: ${cause.message}` : (err as Error).message;
+  return new Error(`cannot reach the Temporal server at ${config.address} (TEMPORAL_ADDRESS): ${why}`);
 }
 
 export function dataConverter(env: NodeJS.ProcessEnv = process.env): DataConverter | undefined {
@@ -20,8 +21,10 @@ export function dataConverter(env: NodeJS.ProcessEnv = process.env): DataConvert
 }
 
 export async function connectWorker(config: TemporalConfig): Promise<NativeConnection> {
+  // Outside the try: an unreadable certificate is a configuration error, not an unreachable server.
+  const security = await connectionSecurity(config);
   try {
-    return await NativeConnection.connect({ address: config.address, ...(await connectionSecurity(config)) });
+    return await NativeConnection.connect({ address: config.address, ...security });
   } catch (err) {
     throw unreachable(config, err);
   }
@@ -31,11 +34,12 @@ export async function connectClient(
   config: TemporalConfig,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Client> {
+  const security = await connectionSecurity(config);
   try {
     const connection = await Connection.connect({
       address: config.address,
       connectTimeout: '10s',
-      ...(await connectionSecurity(config)),
+      ...security,
     });
     const converter = dataConverter(env);
     return new Client({

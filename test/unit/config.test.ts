@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, directoryConfig, nodeConfig, temporalConfig, timingFromEnv } from '../../src/config';
 
 /** Runs `fn`, insists that it throws a ConfigError and returns its message. */
@@ -249,5 +252,144 @@ describe('nodeConfig storage roots and the bind password', () => {
       LDAP_BASE_DN: 'o=x',
     };
     expect(directoryConfig(env).bindPassword).toBe(' secret ');
+  });
+});
+
+describe('temporalConfig TLS and API key', () => {
+  const env = { TEMPORAL_ADDRESS: 'temporal.example.com:7233', TEMPORAL_NAMESPACE: 'default' };
+  const pair = {
+    TEMPORAL_TLS_CLIENT_CERT_PATH: '/etc/vmbackup/tls/client.pem',
+    TEMPORAL_TLS_CLIENT_KEY_PATH: '/etc/vmbackup/tls/client.key',
+  };
+
+  it('connects in plain text when no TLS variable and no API key is set', () => {
+    const config = temporalConfig({ ...env, TEMPORAL_TLS_SERVER_NAME: '', TEMPORAL_API_KEY: ' ' });
+    expect(config.tls).toBeUndefined();
+    expect(config.apiKey).toBeUndefined();
+  });
+
+  it('reads the client pair, the server CA and the server name', () => {
+    expect(
+      temporalConfig({
+        ...env,
+        ...pair,
+        TEMPORAL_TLS_SERVER_CA_CERT_PATH: '/etc/vmbackup/tls/ca.pem',
+        TEMPORAL_TLS_SERVER_NAME: 'frontend.internal',
+      }).tls,
+    ).toEqual({
+      clientCertPath: '/etc/vmbackup/tls/client.pem',
+      clientKeyPath: '/etc/vmbackup/tls/client.key',
+      serverCaCertPath: '/etc/vmbackup/tls/ca.pem',
+      serverName: 'frontend.internal',
+    });
+  });
+
+  it('turns TLS on for a server CA alone (no client certificate)', () => {
+    expect(temporalConfig({ ...env, TEMPORAL_TLS_SERVER_CA_CERT_PATH: '/ca.pem' }).tls).toEqual({
+      serverCaCertPath: '/ca.pem',
+    });
+  });
+
+  it('turns TLS on for an API key alone', () => {
+    const config = temporalConfig({ ...env, TEMPORAL_API_KEY: 'k3y' });
+    expect(config.apiKey).toBe('k3y');
+    expect(config.tls).toEqual({});
+  });
+
+  it.each([
+    ['a certificate without its key', 'TEMPORAL_TLS_CLIENT_KEY_PATH'],
+    ['a key without its certificate', 'TEMPORAL_TLS_CLIENT_CERT_PATH'],
+  ])('refuses %s, naming both variables', (_what, left) => {
+    const message = configErrorOf(() => temporalConfig({ ...env, ...pair, [left]: undefined }));
+    expect(message).toContain('TEMPORAL_TLS_CLIENT_CERT_PATH');
+    expect(message).toContain('TEMPORAL_TLS_CLIENT_KEY_PATH');
+  });
+
+  it.each([
+    'TEMPORAL_TLS_CLIENT_CERT_PATH',
+    'TEMPORAL_TLS_CLIENT_KEY_PATH',
+    'TEMPORAL_TLS_SERVER_CA_CERT_PATH',
+  ])('refuses a relative path in %s, naming it', (name) => {
+    expect(configErrorOf(() => temporalConfig({ ...env, ...pair, [name]: 'tls/file.pem' }))).toContain(name);
+  });
+});
+
+describe('directoryConfig TLS', () => {
+  const env = {
+    LDAP_URL: 'ldaps://ldap.example.com:636',
+    LDAP_BIND_DN: 'cn=vmbackup-control,ou=vmbackup,ou=services,o=stepping-stone,c=ch',
+    LDAP_BIND_PASSWORD: 'secret',
+    LDAP_BASE_DN: 'o=stepping-stone,c=ch',
+  };
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vmbackup-config-'));
+  const caFile = path.join(dir, 'ca.pem');
+  const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  writeFileSync(caFile, pem);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('uses TLS for an ldaps:// URL, with the trusted roots when no CA file is set', () => {
+    expect(directoryConfig(env).tls).toEqual({ mode: 'ldaps' });
+  });
+
+  it('connects in plain text to an ldap:// URL without LDAP_STARTTLS', () => {
+    expect(directoryConfig({ ...env, LDAP_URL: 'ldap://ldap.example.com' }).tls).toBeUndefined();
+  });
+
+  it('upgrades an ldap:// connection with LDAP_STARTTLS=true', () => {
+    const config = directoryConfig({ ...env, LDAP_URL: 'ldap://ldap.example.com', LDAP_STARTTLS: 'true' });
+    expect(config.tls).toEqual({ mode: 'starttls' });
+  });
+
+  it('refuses LDAP_STARTTLS=true on an ldaps:// URL', () => {
+    expect(configErrorOf(() => directoryConfig({ ...env, LDAP_STARTTLS: 'true' }))).toContain(
+      'LDAP_STARTTLS',
+    );
+  });
+
+  it('refuses an LDAP_STARTTLS that is neither true nor false', () => {
+    expect(
+      configErrorOf(() =>
+        directoryConfig({ ...env, LDAP_URL: 'ldap://ldap.example.com', LDAP_STARTTLS: 'yes' }),
+      ),
+    ).toContain('LDAP_STARTTLS');
+  });
+
+  it('reads the CA file once, into the configuration', () => {
+    const config = directoryConfig({ ...env, LDAP_CA_FILE: caFile });
+    writeFileSync(caFile, 'changed later');
+    try {
+      expect(config.tls).toEqual({ mode: 'ldaps', ca: pem, caFile });
+    } finally {
+      writeFileSync(caFile, pem);
+    }
+  });
+
+  it('refuses a relative CA file path, naming LDAP_CA_FILE', () => {
+    expect(configErrorOf(() => directoryConfig({ ...env, LDAP_CA_FILE: 'ca.pem' }))).toContain(
+      'LDAP_CA_FILE',
+    );
+  });
+
+  it('refuses a CA file it cannot read, naming the file', () => {
+    const missing = path.join(dir, 'missing.pem');
+    const message = configErrorOf(() => directoryConfig({ ...env, LDAP_CA_FILE: missing }));
+    expect(message).toContain(missing);
+    expect(message).toContain('cannot be read');
+  });
+
+  it('refuses a CA file without a PEM certificate', () => {
+    const empty = path.join(dir, 'empty.pem');
+    writeFileSync(empty, '');
+    expect(configErrorOf(() => directoryConfig({ ...env, LDAP_CA_FILE: empty }))).toContain(
+      'no PEM certificate',
+    );
+  });
+
+  it('refuses a CA file for a plain ldap:// connection, which would not use it', () => {
+    expect(
+      configErrorOf(() =>
+        directoryConfig({ ...env, LDAP_URL: 'ldap://ldap.example.com', LDAP_CA_FILE: caFile }),
+      ),
+    ).toContain('LDAP_STARTTLS=true');
   });
 });
