@@ -1,0 +1,156 @@
+import { promises as fs } from 'node:fs';
+import { execa, type ResultPromise } from 'execa';
+import { afterAll, describe, expect, it } from 'vitest';
+import { originOf } from '../../src/codec/server';
+import { ENCRYPTED_ENCODING } from '../../src/codec/aes-gcm-codec';
+import { abortUpdate } from '../../src/workflows/messages';
+import { vmWorkflowId } from '../../src/workflows/ids';
+import { CONTROL_TASK_QUEUE } from '../../src/config';
+import { repoRoot } from '../support/dev-env';
+import { useTestNode } from '../support/lifecycle';
+import { backup, createVm, temporal } from '../support/harness';
+import { startRestore, waitForStage } from '../support/restore';
+
+const NODE = 'vmbt-node-codec';
+const VM = 'vmbt-codec';
+useTestNode(NODE).vms.push(VM);
+
+const env = process.env;
+const uiOrigin = originOf(env['TEMPORAL_UI_URL']!);
+
+/** The dev server's SQLite files, as bytes: what a copy of the server's disk would show. */
+async function serverDatabase(): Promise<string> {
+  const parts: Buffer[] = [];
+  for (const suffix of ['', '-wal', '-journal']) {
+    parts.push(await fs.readFile(`${repoRoot}.dev/temporal.db${suffix}`).catch(() => Buffer.alloc(0)));
+  }
+  return Buffer.concat(parts).toString('latin1');
+}
+
+/** LDIF attribute names come out lower-case. */
+const has = (text: string, s: string) => text.toLowerCase().includes(s.toLowerCase());
+
+/** `temporal workflow show -o json`; the payloads' data decoded from base64 and appended. */
+async function cliHistory(workflowId: string, codecEndpoint?: string): Promise<string> {
+  const cliEnv = { ...env };
+  delete cliEnv['TEMPORAL_CODEC_ENDPOINT'];
+  const args = ['workflow', 'show', '-w', workflowId, '-o', 'json', '--address', env['TEMPORAL_ADDRESS']!];
+  args.push('--namespace', env['TEMPORAL_NAMESPACE']!);
+  if (codecEndpoint) args.push('--codec-endpoint', codecEndpoint);
+  const { stdout } = await execa(env['TEMPORAL_CLI']!, args, { env: cliEnv, extendEnv: false });
+  // Proto JSON: a payload's data and each of its metadata values are base64.
+  const decoded: string[] = [];
+  const b64 = (v: unknown) =>
+    typeof v === 'string' && decoded.push(Buffer.from(v, 'base64').toString('latin1'));
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (node === null || typeof node !== 'object') return;
+    const o = node as Record<string, unknown>;
+    if ('metadata' in o || 'data' in o) {
+      b64(o['data']);
+      Object.values((o['metadata'] ?? {}) as Record<string, unknown>).forEach(b64);
+    }
+    Object.values(o).forEach(walk);
+  };
+  walk(JSON.parse(stdout));
+  return [stdout, ...decoded].join('\n');
+}
+
+let codecServer: ResultPromise | undefined;
+afterAll(async () => {
+  codecServer?.kill('SIGTERM');
+  await codecServer?.catch(() => undefined);
+});
+
+/** A real `vmbackup codec-server` on a free port; resolves with its URL. */
+async function startCodecServer(): Promise<string> {
+  codecServer = execa(process.execPath, [`${repoRoot}bin/vmbackup.mjs`, 'codec-server', '--port', '0'], {
+    cwd: repoRoot,
+  });
+  return new Promise((resolve, reject) => {
+    let output = '';
+    codecServer!.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const url = /listening on (http:\/\/\S+)/.exec(output)?.[1];
+      if (url) resolve(url);
+    });
+    codecServer!.catch((err: unknown) => reject(new Error(`codec server ended: ${String(err)}`)));
+  });
+}
+
+describe('payload encryption', () => {
+  it('keeps LDIF, domain XML and image paths out of the server database and the plain CLI; the codec server shows them, and answers CORS only for the UI', async () => {
+    const vm = await createVm({ name: VM, node: NODE, disks: 1 });
+    const image = vm.disks[0]!.file;
+    await backup(VM);
+    // A restore up to its decision carries the backed-up and live LDIF and domain XML.
+    const restore = await startRestore(VM);
+    await waitForStage(restore, ['awaiting-decision']);
+    await restore.executeUpdate(abortUpdate, { args: [{ reason: 'codec test' }] });
+    await restore.result();
+
+    const secrets = [`dn: sstVirtualMachine=${VM},`, `sstnode: ${NODE}`, '<domain', image];
+    const db = await serverDatabase();
+    // The database holds payload bytes as they are: the run's id and its encrypted payloads.
+    expect(db.includes(vmWorkflowId(VM))).toBe(true);
+    expect(db.includes(ENCRYPTED_ENCODING)).toBe(true);
+    for (const s of [`dn: sstVirtualMachine=${VM},`, `<name>${VM}</name>`, image])
+      expect(db.includes(s), s).toBe(false);
+
+    const plain = await cliHistory(vmWorkflowId(VM));
+    expect(has(plain, ENCRYPTED_ENCODING)).toBe(true);
+    for (const s of secrets) expect(has(plain, s), s).toBe(false);
+
+    const url = await startCodecServer();
+    const shown = await cliHistory(vmWorkflowId(VM), url);
+    for (const s of secrets) expect(has(shown, s), s).toBe(true);
+    expect(has(shown, ENCRYPTED_ENCODING)).toBe(false);
+
+    const preflight = (origin: string) =>
+      fetch(`${url}/decode`, {
+        method: 'OPTIONS',
+        headers: {
+          Origin: origin,
+          'Access-Control-Request-Method': 'POST',
+          'Access-Control-Request-Headers': 'content-type,x-namespace',
+        },
+      });
+    const fromUi = await preflight(uiOrigin);
+    expect(fromUi.status).toBe(204);
+    expect(fromUi.headers.get('access-control-allow-origin')).toBe(uiOrigin);
+    expect(fromUi.headers.get('access-control-allow-headers')).toMatch(/X-Namespace/i);
+    const fromOther = await preflight('http://attacker.example');
+    expect(fromOther.status).toBe(403);
+    expect(fromOther.headers.get('access-control-allow-origin')).toBeNull();
+
+    // Search attributes are indexed in clear, outside the codec: they hold names only (the
+    // node here, VmName for runs of several VMs, the SDK's BuildIds).
+    const description = await restore.describe();
+    expect(description.searchAttributes['Node']).toEqual([NODE]);
+    const attributes = JSON.stringify(description.searchAttributes);
+    for (const s of secrets) expect(has(attributes, s), s).toBe(false);
+  });
+
+  it("encrypts a schedule's memo, as the schedule sync writes one (plan DN, cron)", async () => {
+    const client = await temporal();
+    const planDn = `ou=backup,sstVirtualMachine=${VM}-memo,ou=virtual machines,o=codec-test`;
+    const handle = await client.schedule.create({
+      scheduleId: 'vmbackup-codec-test-memo',
+      spec: { cronExpressions: ['0 3 * * *'] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'nightlyBackup',
+        taskQueue: CONTROL_TASK_QUEUE,
+        args: [],
+      },
+      state: { paused: true },
+      memo: { planDn, vmbackupCron: '0 3 * * *' },
+    });
+    try {
+      expect((await handle.describe()).memo).toMatchObject({ planDn });
+      expect((await serverDatabase()).includes(planDn)).toBe(false);
+    } finally {
+      await handle.delete();
+    }
+  });
+});
