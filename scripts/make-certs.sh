@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes a private CA and the certificates a first install needs, with openssl:
 #   <dir>/ca.pem, ca.key                      the private CA (keep ca.key offline)
-#   <dir>/server.pem, server.key              for the Temporal frontend / slapd / TLS proxy
+#   <dir>/server.pem, server.key              for the Temporal server / slapd / TLS proxy
 #   <dir>/client-<name>.pem, client-<name>.key one per client (each node, control, cli, ...)
 # Keys are written 0600. An existing CA is reused, so clients can be added later.
 #
@@ -61,7 +61,8 @@ if [[ -n "$server_names" ]]; then
   for n in "${names[@]}"; do
     if [[ "$n" =~ ^[0-9.]+$ || "$n" == *:* ]]; then san+="IP:$n,"; else san+="DNS:$n,"; fi
   done
-  printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=%s\n' \
+  # clientAuth too: Temporal's services present the server certificate to one another.
+  printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=%s\n' \
     "${san%,}" >"$ext"
   issue server "${names[0]}" "$ext"
 fi
