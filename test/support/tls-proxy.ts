@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -106,20 +106,30 @@ export async function startTlsProxy(certDir: string, upstream: string): Promise<
   const conf = path.join(dir, 'nginx.conf');
   await fs.writeFile(conf, nginxConfig(dir, port, certDir, upstream));
   // -e: the error log named before the config is read (Debian's default is under /var/log).
-  const child: ChildProcess = spawn('nginx', ['-p', dir, '-c', conf, '-e', 'stderr'], {
+  // /usr/sbin is not on every PATH; scripts/setup.sh installs Debian's nginx there.
+  const nginx = existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
+  const child: ChildProcess = spawn(nginx, ['-p', dir, '-c', conf, '-e', 'stderr'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let output = '';
+  let failed = false;
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', (err) => {
+      failed = true;
+      output += `${err.message} (is nginx installed? bash scripts/setup.sh)`;
+      resolve();
+    });
+  });
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    if (!failed && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await exited;
     await fs.rm(dir, { recursive: true, force: true });
   };
   const deadline = Date.now() + 10_000;
   while (!(await canConnect(port))) {
-    if (child.exitCode !== null || Date.now() > deadline) {
+    if (failed || child.exitCode !== null || Date.now() > deadline) {
       await stop();
       throw new Error(`nginx TLS proxy did not start on 127.0.0.1:${port}:\n${output}`);
     }
