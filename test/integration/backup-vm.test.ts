@@ -5,6 +5,7 @@ import { run } from '../../src/hypervisor/run';
 import { PLACEHOLDER_STATE } from '../../src/activities/node/snapshot';
 import { SANDBOX_DISK_SIZE } from '../../src/dev/sandbox-vm';
 import { useTestNode } from '../support/lifecycle';
+import { modesIn, privateBackupModes } from '../support/modes';
 import {
   backingFileOf,
   backup,
@@ -79,6 +80,14 @@ describe('backupVm', () => {
     expect(ldif).toMatch(new RegExp(`^dn: sstVirtualMachine=${vm.name},ou=virtual machines`, 'm'));
     expect(ldif).toContain('dn: sstDisk=vdb,ou=devices,');
     expect(ldif).not.toContain(`ou=${date}`);
+    // Guest data and RAM are readable by root (and the plan's image group) only.
+    expect(await modesIn(result.backupDir)).toEqual(
+      privateBackupModes(
+        vm.name,
+        date,
+        vm.disks.map((d) => d.file),
+      ),
+    );
     // Nothing is left in the retain area or on the RAM disk.
     expect(await tree_of(roots.retain)).not.toContainEqual(expect.stringContaining(vm.name));
     expect(await tree_of(roots.ramDisk)).not.toContainEqual(expect.stringContaining(vm.name));
@@ -113,6 +122,7 @@ describe('backupVm', () => {
       PLACEHOLDER_STATE,
     );
     const saved = path.join(result.backupDir, `${path.basename(vm.disks[0]!.file)}.${date}`);
+    expect(await modesIn(result.backupDir)).toEqual(privateBackupModes(vm.name, date, [vm.disks[0]!.file]));
     expect(await sameGuestContent(expected, saved)).toBe(true);
     expect(await sameGuestContent(expected, vm.disks[0]!.file)).toBe(true);
     // Started afterwards, the guest reads its data from the live disk.

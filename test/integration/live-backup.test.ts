@@ -28,6 +28,7 @@ import {
   type GuestWrite,
 } from '../support/harness';
 import { startRestore, waitForStage } from '../support/restore';
+import { modesIn, privateBackupModes } from '../support/modes';
 import { WorkerProcess } from '../support/worker-process';
 
 const NODE = 'vmbt-node-live';
@@ -87,6 +88,13 @@ async function expectLiveBackup(vm: SandboxVm, atInstant: GuestWrite[][], result
       true,
     );
   }
+  expect(await modesIn(result.backupDir)).toEqual(
+    privateBackupModes(
+      vm.name,
+      result.runDate,
+      vm.disks.map((d) => d.file),
+    ),
+  );
   const leaf = (await leaves(vm.name)).find((l) => l.runDate === result.runDate);
   expect(leaf).toMatchObject({ mode: 'finished', returnValue: 0 });
   expect(leaf!.executionTimes).toEqual(

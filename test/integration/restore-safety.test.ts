@@ -1,15 +1,30 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { nodeDeps } from '../../src/activities/node/context';
+import { restoreMachine } from '../../src/activities/node/restore';
+import type { BackupPlan } from '../../src/domain/plan';
 import { run } from '../../src/hypervisor/run';
 import { decideUpdate } from '../../src/workflows/messages';
 import type { RestoreVmResult } from '../../src/workflows/restore-vm';
-import { backup, createVm, guestReads, guestWrite, MiB, tree_of, roots, virsh } from '../support/harness';
+import {
+  backup,
+  createVm,
+  guestReads,
+  guestWrite,
+  MiB,
+  node,
+  tree,
+  tree_of,
+  roots,
+  virsh,
+} from '../support/harness';
 import { useTestNode } from '../support/lifecycle';
 import { startRestore, waitForStage } from '../support/restore';
 
 const NODE = 'vmbt-node-rs';
-const names = useTestNode(NODE).vms;
+const testNode = useTestNode(NODE);
+const names = testNode.vms;
 const A = { pattern: 0xa1, offset: 0, length: 2 * MiB };
 const B = { pattern: 0xb2, offset: 0, length: 2 * MiB };
 
@@ -100,5 +115,79 @@ describe('restore keeps what it replaces safe', () => {
     const kept = result.keptAside![0]!;
     expect(path.dirname(kept)).toBe(path.dirname(disk));
     expect(await offlineReads(kept, B)).toBe(true);
+  });
+
+  it('refuses, on the node, a restore XML that adds a QEMU command line, swaps the emulator or points a disk outside the images root, and changes nothing', async () => {
+    const name = 'vmbt-rsafe-xml';
+    names.push(name);
+    const vm = await createVm({ name, node: NODE, disks: 1 });
+    const disk = vm.disks[0]!;
+    await guestWrite(name, 0, A);
+    const taken = await backup(name);
+    await guestWrite(name, 0, B);
+    const backedUp = await fs.readFile(path.join(taken.backupDir, `${name}.xml.${taken.runDate}`), 'utf8');
+    expect(backedUp).toContain(`'${disk.file}'`);
+    const defined = await virsh.dumpInactiveXml(name);
+    const inode = (await fs.stat(disk.file)).ino;
+    // A name below the images root that leads outside it.
+    const outside = path.join(testNode.scratch(), 'outside.qcow2');
+    await fs.writeFile(outside, 'not an image of this VM\n');
+    const link = path.join(path.dirname(disk.file), `${name}-link.qcow2`);
+    await fs.symlink(outside, link);
+    const plan: BackupPlan = {
+      level: 'vm',
+      dn: tree.vmBackup(name),
+      backupRoot: roots.backup,
+      retainRoot: roots.retain,
+      imageFormat: 'qcow2',
+      imageOwner: 'root',
+      imageGroup: 'root',
+      imagePermission: 0o660,
+      mergeBandwidth: 0,
+      iterations: 1,
+      excluded: false,
+      forceStart: false,
+      restoreWithoutState: false,
+      mode: 'save',
+    };
+    const hostile = {
+      'qemu:commandline': backedUp
+        .replace(/<domain\b[^>]*/, (d) => `${d} xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'`)
+        .replace('</domain>', "<qemu:commandline><qemu:arg value='-S'/></qemu:commandline></domain>"),
+      emulator: backedUp.replace(/<emulator>[^<]*<\/emulator>/, '<emulator>/tmp/qemu</emulator>'),
+      'disk outside the root': backedUp.replace(`'${disk.file}'`, "'/etc/hostname'"),
+      'disk through a symlink': backedUp.replace(`'${disk.file}'`, `'${link}'`),
+    };
+    try {
+      for (const [what, xml] of Object.entries(hostile)) {
+        expect(xml, what).not.toBe(backedUp);
+        await expect(
+          restoreMachine(nodeDeps(node), {
+            vm: name,
+            runDate: taken.runDate,
+            disks: [{ target: disk.target, sourceFile: disk.file }],
+            plan,
+            xml,
+            withState: true,
+            startAfter: false,
+            shutdownSeconds: 2,
+          }),
+          what,
+        ).rejects.toMatchObject({
+          name: 'BackupError',
+          code: 39,
+          message: expect.stringMatching(/restore XML/),
+        });
+      }
+    } finally {
+      await fs.unlink(link);
+    }
+    // The VM runs on as it was, with its data after the backup; libvirt's definition and the image are the same.
+    expect(await virsh.state(name)).toBe('running');
+    expect(await guestReads(name, 0, B)).toBe(true);
+    expect(await virsh.dumpInactiveXml(name)).toBe(defined);
+    expect((await fs.stat(disk.file)).ino).toBe(inode);
+    expect(await fs.readFile(outside, 'utf8')).toBe('not an image of this VM\n');
+    expect(await tree_of(roots.retain)).not.toContainEqual(expect.stringContaining(name));
   });
 });

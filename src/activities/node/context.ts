@@ -4,6 +4,7 @@ import { BackupError, ErrorCode } from '../../domain/errors';
 import { assertRunDate, assertVmName } from '../../domain/names';
 import { confine, runLayout, type RunLayout } from '../../domain/paths';
 import { Virsh } from '../../hypervisor/virsh';
+import { confineReal } from './confine-real';
 import type { VmRunInput } from './types';
 
 export interface NodeDeps {
@@ -77,6 +78,30 @@ export function resolveRun(deps: NodeDeps, input: VmRunInput): RunPaths {
     xml: { retained: inRetain(layout.xmlFile), backup: inBackup(layout.xmlFile) },
     ldif: { retained: inRetain(layout.ldifFile), backup: inBackup(layout.ldifFile) },
   };
+}
+
+/**
+ * `resolveRun` plus the same paths checked after symlink resolution: a symlink planted as
+ * a run directory, in one, or as a file the node writes cannot steer it outside its roots.
+ * The activities start with this, before they change anything.
+ */
+export async function resolveRunChecked(deps: NodeDeps, input: VmRunInput): Promise<RunPaths> {
+  const paths = resolveRun(deps, input);
+  const { imagesRoot, storageRoots } = deps.config;
+  const inStorage = (p: string, what: string) => confineReal(p, storageRoots, what, { noSymlink: true });
+  await inStorage(paths.layout.retainDir, 'retain directory');
+  await inStorage(paths.layout.backupDir, 'backup directory');
+  await inStorage(paths.layout.stateSaveDir, 'state file directory');
+  for (const f of [paths.state, paths.xml, paths.ldif])
+    for (const p of Object.values(f)) await inStorage(p, 'run file');
+  for (const d of paths.disks) {
+    await confineReal(d.live, [imagesRoot], `disk ${d.target}`);
+    await confineReal(d.overlay, [imagesRoot], `overlay of ${d.target}`, { noSymlink: true });
+    await confineReal(d.liveOverlay, [imagesRoot], `live overlay of ${d.target}`, { noSymlink: true });
+    await inStorage(d.retained, `retained image of ${d.target}`);
+    await inStorage(d.backup, `backup image of ${d.target}`);
+  }
+  return paths;
 }
 
 export { reportProgress as heartbeat } from './guard';

@@ -50,13 +50,68 @@ export async function durableUnlink(file: string): Promise<void> {
   });
 }
 
+/** Open flags of every file the node creates: a new file, never one that exists, never through a symlink. */
+const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+async function unlinkIfThere(file: string): Promise<void> {
+  // unlink never follows a symlink: one planted at the name is removed, not its target.
+  await fs.unlink(file).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
+}
+
 /** Writes a small file so that a crash leaves either the old or the new content, never a mix. */
-export async function writeFileAtomic(file: string, content: string, mode = 0o640): Promise<void> {
+export async function writeFileAtomic(file: string, content: string, mode = 0o600): Promise<void> {
   const tmp = `${file}.tmp`;
-  await fs.writeFile(tmp, content, { mode });
-  await fs.chmod(tmp, mode);
-  await fsyncPath(tmp);
+  await unlinkIfThere(tmp); // left by an attempt that died
+  const handle = await fs.open(tmp, CREATE_NEW, 0o600);
+  try {
+    await handle.chmod(mode); // on the fd: the umask does not shape it, no symlink can redirect it
+    await handle.writeFile(content);
+    await handle.sync();
+  } catch (err) {
+    await handle.close();
+    await unlinkIfThere(tmp);
+    throw err;
+  }
+  await handle.close();
   await durableRename(tmp, file);
+}
+
+const ids = new Map<string, number>();
+
+async function idOf(db: 'passwd' | 'group', name: string): Promise<number> {
+  if (/^\d+$/.test(name)) return Number(name);
+  const key = `${db}:${name}`;
+  const known = ids.get(key);
+  if (known !== undefined) return known;
+  const line = await run('getent', [db, name]);
+  const id = Number(line.trim().split(':')[2]);
+  if (!Number.isInteger(id)) throw new Error(`no ${db === 'passwd' ? 'user' : 'group'} ${name}`);
+  ids.set(key, id);
+  return id;
+}
+
+/**
+ * Mode and owner of a file or directory the node made, set on an fd opened with
+ * O_NOFOLLOW: a symlink put at its name is refused, never followed.
+ */
+export async function setModeOwner(
+  p: string,
+  want: { mode?: number | undefined; user?: string | undefined; group?: string | undefined },
+): Promise<void> {
+  const handle = await fs.open(p, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    if (want.user || want.group)
+      await handle.chown(
+        want.user ? await idOf('passwd', want.user) : -1,
+        want.group ? await idOf('group', want.group) : -1,
+      );
+    // After chown, which clears set-id bits.
+    if (want.mode !== undefined) await handle.chmod(want.mode);
+  } finally {
+    await handle.close();
+  }
 }
 
 export async function sameFilesystem(a: string, b: string): Promise<boolean> {
@@ -75,7 +130,9 @@ export async function durableCopy(
   options: { onProgress?: () => void; prepare?: (part: string) => Promise<void> } = {},
 ): Promise<void> {
   const part = `${dst}.part`;
-  await fs.rm(part, { force: true });
+  await unlinkIfThere(part);
+  // Made here, exclusively and owner-only; cp then writes into this regular file.
+  await (await fs.open(part, CREATE_NEW, 0o600)).close();
   const timer = options.onProgress ? setInterval(options.onProgress, 2000) : undefined;
   try {
     await run('cp', [
@@ -89,7 +146,7 @@ export async function durableCopy(
     await options.prepare?.(part);
     await fsyncPath(part);
   } catch (err) {
-    await fs.rm(part, { force: true });
+    await unlinkIfThere(part);
     throw err;
   } finally {
     if (timer) clearInterval(timer);
@@ -140,10 +197,23 @@ export async function ensureDir(
   dir: string,
   owner?: { user?: string | undefined; group?: string | undefined; mode?: number | undefined },
 ): Promise<void> {
-  // QEMU (user libvirt-qemu) must reach retained images through these directories.
-  const first = await fs.mkdir(dir, { recursive: true, mode: owner?.mode ?? 0o755 });
-  if (owner?.mode !== undefined) await fs.chmod(dir, owner.mode);
-  if (owner?.user || owner?.group) await chown(dir, owner.user, owner.group);
+  // QEMU (user libvirt-qemu) must reach images through directories made with the default.
+  const mode = owner?.mode ?? 0o755;
+  const first = await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const made: string[] = [];
+  if (first)
+    for (let d = dir; ; d = path.dirname(d)) {
+      made.unshift(d);
+      if (d === first || d === path.dirname(d)) break;
+    }
+  // mkdir follows a symlink planted meanwhile: each directory must be a real one.
+  for (const d of made.includes(dir) ? made : [...made, dir]) {
+    const s = await fs.lstat(d);
+    if (!s.isDirectory()) throw new Error(`${d} is not a directory (a symlink?)`);
+  }
+  for (const d of made) if (d !== dir) await setModeOwner(d, { mode });
+  if (first || owner?.mode !== undefined) await setModeOwner(dir, { mode });
+  if (owner?.user || owner?.group) await setModeOwner(dir, { user: owner.user, group: owner.group, mode });
   // Every directory that got a new entry: from the new directory's parent up to the first one made.
   const top = path.dirname(first ?? dir);
   for (let d = path.dirname(dir); ; d = path.dirname(d)) {
@@ -152,14 +222,13 @@ export async function ensureDir(
   }
 }
 
+/** Owner of a file the node made (an fd opened without following symlinks). */
 export async function chown(
   file: string,
   user: string | undefined,
   group: string | undefined,
 ): Promise<void> {
-  const spec = `${user ?? ''}${group ? `:${group}` : ''}`;
-  // -h: never follow a symlink planted where our file should be.
-  if (spec) await run('chown', ['-h', '--', spec, file]);
+  if (user || group) await setModeOwner(file, { user, group });
 }
 
 export async function fileSize(p: string): Promise<number> {

@@ -18,7 +18,17 @@ import { watchLifecycle } from '../../hypervisor/lifecycle';
 import { CommandError, TransientCommandError } from '../../hypervisor/run';
 import { drive } from './drive';
 import { injectedFault } from './failpoints';
-import { durableCopy, durableUnlink, exists, moveFile, sameFilesystem, writeFileAtomic } from './files';
+import {
+  durableCopy,
+  durableUnlink,
+  exists,
+  moveFile,
+  sameFilesystem,
+  setModeOwner,
+  writeFileAtomic,
+} from './files';
+import { assertFreshTarget } from './confine-real';
+import { backupImageMode, PRIVATE_FILE } from '../../domain/modes';
 import { readJournal, updateJournal as updateJournalIn, writeJournal, type Journal } from './journal';
 import { joinLiveGroup, liveGroupDue } from './live-group';
 import { inodeOf, observeDomain, qemuOpenFiles } from './observe';
@@ -130,6 +140,8 @@ async function pauseToEndCopy(deps: NodeDeps, vm: string, paths: RunPaths): Prom
  * thrown: the next decision falls back to save mode with it as the reason.
  */
 async function takeLiveSnapshot(deps: NodeDeps, input: SnapshotInput, paths: RunPaths): Promise<void> {
+  // libvirt writes the memory file: nothing at the name, its directory a real one inside the roots.
+  await assertFreshTarget(paths.state.saved, deps.config.storageRoots, 'memory file');
   const j = await currentJournal(paths);
   await writeJournal(paths.layout.retainDir, {
     ...j,
@@ -195,7 +207,7 @@ async function takeLiveSnapshot(deps: NodeDeps, input: SnapshotInput, paths: Run
       return;
     }
     // Guest RAM: only root may read it.
-    await fs.chmod(paths.state.saved, 0o600);
+    await setModeOwner(paths.state.saved, { mode: PRIVATE_FILE });
     await updateJournal(paths, {
       pausedAt: span.suspendedAt,
       resumedAt: span.suspendedAt === undefined ? undefined : (span.resumedAt ?? jobEndedAt),
@@ -229,6 +241,8 @@ async function copyFrozen(paths: RunPaths, target: string | undefined): Promise<
   const { size } = await fs.stat(d.live);
   await step(ErrorCode.copyImageToBackupFailed, `copy ${d.live} into the retain directory`, () =>
     durableCopy(d.live, d.retained, {
+      // cp keeps the live image's mode; others' bits go (the retain directory is searchable).
+      prepare: async (part) => setModeOwner(part, { mode: backupImageMode((await fs.lstat(part)).mode) }),
       onProgress: () => {
         void fs
           .stat(`${d.retained}.part`)
@@ -275,7 +289,7 @@ async function liveSnapshotAct(
         moveFile(paths.state.saved, paths.state.retained),
       );
     case 'write-placeholder':
-      return writeFileAtomic(paths.state.retained, PLACEHOLDER_STATE);
+      return writeFileAtomic(paths.state.retained, PLACEHOLDER_STATE, PRIVATE_FILE);
     case 'finish': {
       const j = await currentJournal(paths);
       let pauseMs = 0;

@@ -4,7 +4,7 @@ import { drive } from './drive';
 import { liveMerge } from './live';
 import { readJournal, writeJournal } from './journal';
 import { backedFrom, observeDomain } from './observe';
-import { resolveRun, step, type NodeDeps, type RunPaths } from './context';
+import { resolveRunChecked, step, type NodeDeps, type RunPaths } from './context';
 import type { MergeResult, VmRunInput } from './types';
 
 /** The disks whose live image still reads from the retain directory. */
@@ -79,7 +79,7 @@ async function mergeAct(
  */
 export async function merge(deps: NodeDeps, input: VmRunInput): Promise<MergeResult> {
   const started = Date.now();
-  const paths = resolveRun(deps, input);
+  const paths = await resolveRunChecked(deps, input);
   const journal = await readJournal(paths.layout.retainDir);
   if (journal?.mode === 'live') {
     const onOverlay = journal.phase === 'merged' ? [] : paths.disks.map((d) => d.target);

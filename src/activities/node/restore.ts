@@ -3,6 +3,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BackupError, ErrorCode } from '../../domain/errors';
 import { fileDisks } from '../../domain/domain-xml';
+import { checkRestoreXml } from '../../domain/restore-xml';
 import { confine } from '../../domain/paths';
 import {
   decideRestore,
@@ -20,12 +21,15 @@ import {
   durableUnlink,
   ensureDir,
   exists,
+  setModeOwner,
   syncDir,
   writeFileAtomic,
 } from './files';
+import { PRIVATE_FILE, runDirMode } from '../../domain/modes';
 import { observeDomain } from './observe';
 import { readHead } from './read-head';
-import { resolveRun, step, type NodeDeps, type RunPaths } from './context';
+import { confineReal } from './confine-real';
+import { resolveRunChecked, step, type NodeDeps, type RunPaths } from './context';
 import { PLACEHOLDER_STATE } from './snapshot';
 import type { VmRunInput } from './types';
 
@@ -93,13 +97,13 @@ async function unretain(
         case 'clear-marker':
           return durableUnlink(finishedMarker(paths));
         case 'create-retain-dir':
-          return ensureDir(paths.layout.retainDir, { mode: 0o755 });
+          return ensureDir(paths.layout.retainDir, { mode: runDirMode(undefined, 'retain') });
         case 'copy-file': {
           const f = files.find((x) => path.basename(x.to) === a.target)!;
           return step(ErrorCode.copyFileToBackupFailed, `copy ${path.basename(f.from)}`, () =>
             durableCopy(f.from, f.to, {
               prepare: async (part) => {
-                if (!f.image) return fs.chmod(part, 0o600);
+                if (!f.image) return setModeOwner(part, { mode: PRIVATE_FILE });
                 const result = await check(part);
                 if (!result.ok)
                   throw new BackupError(
@@ -117,7 +121,7 @@ async function unretain(
 
 /** unretain small files: copy the backup's XML and LDIF into the retain directory. */
 export async function unretainSmallFiles(deps: NodeDeps, input: VmRunInput): Promise<SmallFiles> {
-  const paths = resolveRun(deps, input);
+  const paths = await resolveRunChecked(deps, input);
   if (!(await exists(paths.state.backup)))
     throw new BackupError(ErrorCode.missingFiles, `backup file ${paths.state.backup} is missing`);
   await unretain(
@@ -154,7 +158,7 @@ export async function unretainSmallFiles(deps: NodeDeps, input: VmRunInput): Pro
  * live is touched. `input.disks` are the backed-up disks.
  */
 export async function unretainLargeFiles(deps: NodeDeps, input: VmRunInput): Promise<{ bytes: number }> {
-  const paths = resolveRun(deps, input);
+  const paths = await resolveRunChecked(deps, input);
   const files = [
     { from: paths.state.backup, to: paths.state.retained, image: false },
     ...paths.disks.map((d) => ({ from: d.backup, to: d.retained, image: true })),
@@ -302,8 +306,19 @@ export async function restoreMachine(
   deps: NodeDeps,
   input: RestoreMachineInput,
 ): Promise<RestoreMachineResult> {
-  const paths = resolveRun(deps, input);
-  const targets = fileDisks(input.xml);
+  const paths = await resolveRunChecked(deps, input);
+  // The XML must be the backed-up one, changed only where the user's decisions reach;
+  // checked against the file this node wrote, before anything is touched.
+  const backupXml = await step(ErrorCode.missingFiles, 'read the backed-up XML', () =>
+    fs.readFile(paths.xml.backup, 'utf8'),
+  );
+  const targets = checkRestoreXml(backupXml, input.xml, {
+    vm: input.vm,
+    imagesRoot: deps.config.imagesRoot,
+    withState: input.withState,
+  });
+  for (const [target, file] of targets)
+    await confineReal(file, [deps.config.imagesRoot], `restore XML: disk ${target}`);
   const moves = paths.disks.map((d) => {
     const live = targets.get(d.target);
     if (!live)
@@ -329,7 +344,7 @@ export async function restoreMachine(
 
 /** Abort: remove what the restore copied into the retain directory; nothing live was touched. */
 export async function cleanRestore(deps: NodeDeps, input: VmRunInput): Promise<void> {
-  const paths = resolveRun(deps, input);
+  const paths = await resolveRunChecked(deps, input);
   await fs.rm(paths.layout.retainDir, { recursive: true, force: true });
   await durableUnlink(finishedMarker(paths));
 }

@@ -8,8 +8,17 @@ import {
 } from '../../domain/steps/retain';
 import { BackupError, ErrorCode, type ErrorCodeValue } from '../../domain/errors';
 import { drive } from './drive';
-import { allocatedBytes, chown, durableUnlink, ensureDir, exists, syncDir, transferFile } from './files';
-import { heartbeat, resolveRun, step, type NodeDeps, type RunPaths } from './context';
+import {
+  allocatedBytes,
+  durableUnlink,
+  ensureDir,
+  exists,
+  setModeOwner,
+  syncDir,
+  transferFile,
+} from './files';
+import { backupImageMode, PRIVATE_FILE, runDirMode } from '../../domain/modes';
+import { heartbeat, resolveRunChecked, step, type NodeDeps, type RunPaths } from './context';
 import { disksDependingOnRetain } from './merge';
 import type { RetainResult, VmRunInput } from './types';
 
@@ -116,7 +125,7 @@ async function retainAct(
     case 'create-backup-dir':
       return step(ErrorCode.cannotCreateDirectory, `create ${paths.layout.backupDir}`, () =>
         ensureDir(paths.layout.backupDir, {
-          mode: plan.directoryPermission,
+          mode: runDirMode(plan.directoryPermission, 'backup'),
           user: plan.directoryOwner,
           group: plan.directoryGroup,
         }),
@@ -126,12 +135,12 @@ async function retainAct(
       const progress = () => heartbeat({ step: 'retain', file: a.target, of: files.length });
       // Mode and owner are set before the file appears under its final name.
       const prepare = async (p: string) => {
-        if (!f.disk) return fs.chmod(p, 0o600);
-        await step(ErrorCode.imagePermission, `permission of ${f.to}`, () =>
-          fs.chmod(p, plan.imagePermission),
-        );
+        if (!f.disk) return setModeOwner(p, { mode: PRIVATE_FILE });
         await step(ErrorCode.imageOwner, `owner of ${f.to}`, () =>
-          chown(p, plan.imageOwner, plan.imageGroup),
+          setModeOwner(p, { user: plan.imageOwner, group: plan.imageGroup }),
+        );
+        await step(ErrorCode.imagePermission, `permission of ${f.to}`, () =>
+          setModeOwner(p, { mode: backupImageMode(plan.imagePermission) }),
         );
       };
       return step(f.code, `retain ${path.basename(f.from)}`, async () => {
@@ -166,7 +175,7 @@ async function retainAct(
  * copy otherwise). Refuses while a live image still depends on a retained one.
  */
 export async function retain(deps: NodeDeps, input: VmRunInput): Promise<RetainResult> {
-  const paths = resolveRun(deps, input);
+  const paths = await resolveRunChecked(deps, input);
   const files = runFiles(paths);
   await drive({
     step: 'retain',

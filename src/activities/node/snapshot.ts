@@ -25,12 +25,15 @@ import {
   ensureDir,
   exists,
   moveFile,
+  setModeOwner,
   syncDir,
   writeFileAtomic,
 } from './files';
+import { assertFreshTarget } from './confine-real';
+import { PRIVATE_DIR, PRIVATE_FILE, runDirMode } from '../../domain/modes';
 import { readJournal, writeJournal, type Journal } from './journal';
 import { inodeOf, isOverlayOf, observeDomain, qemuOpenFiles } from './observe';
-import { resolveRun, step, type DiskPaths, type NodeDeps, type RunPaths } from './context';
+import { resolveRunChecked, step, type DiskPaths, type NodeDeps, type RunPaths } from './context';
 import type { AbortSnapshotResult, InspectResult, SnapshotInput, SnapshotResult, VmRunInput } from './types';
 
 export const PLACEHOLDER_STATE = 'Machine is not running, no state file\n';
@@ -97,7 +100,7 @@ async function checkDisks(xml: string, paths: RunPaths, retainRoot: string): Pro
  * retain directory is on the images' filesystem, and there is room for the state file.
  */
 export async function inspectForSnapshot(deps: NodeDeps, input: VmRunInput): Promise<InspectResult> {
-  const paths = resolveRun(deps, input);
+  const paths = await resolveRunChecked(deps, input);
   const state = await deps.virsh.state(input.vm);
   if (state === undefined)
     throw new BackupError(ErrorCode.cannotFindMachine, `VM ${input.vm} is not defined on this node`);
@@ -275,14 +278,17 @@ export async function currentJournal(paths: RunPaths): Promise<Journal> {
 }
 
 /** An overlay next to the live image, made whole under a temporary name and renamed into place. */
-async function prepareOverlay(input: VmRunInput, d: DiskPaths): Promise<void> {
+async function prepareOverlay(deps: NodeDeps, input: VmRunInput, d: DiskPaths): Promise<void> {
   const source = (await exists(d.live)) ? d.live : d.retained;
   const { virtualSize } = await imageInfo(source);
   const tmp = `${d.overlay}.tmp`;
-  await fs.rm(tmp, { force: true });
+  await durableUnlink(tmp);
+  // qemu-img creates it: nothing may be at the name, its directory a real one.
+  await assertFreshTarget(tmp, [deps.config.imagesRoot], `overlay of ${d.target}`);
   await step(ErrorCode.cannotCreateEmptyImage, `create overlay for ${d.target}`, async () => {
     await createOverlay(tmp, d.retained, virtualSize);
-    await fs.chmod(tmp, input.plan.imagePermission);
+    // The live image's permission: QEMU opens it.
+    await setModeOwner(tmp, { mode: input.plan.imagePermission });
   });
   await step(ErrorCode.imageOwner, `owner of ${d.overlay}`, () =>
     chown(tmp, input.plan.imageOwner, input.plan.imageGroup),
@@ -294,9 +300,11 @@ async function prepareOverlay(input: VmRunInput, d: DiskPaths): Promise<void> {
 async function restoreXml(deps: NodeDeps, paths: RunPaths): Promise<string> {
   const saved = await deps.virsh.saveImageXml(paths.state.saved);
   const file = path.join(paths.layout.retainDir, '.restore.xml');
-  await fs.writeFile(file, withBackingFiles(saved, new Map(paths.disks.map((d) => [d.target, d.retained]))), {
-    mode: 0o600,
-  });
+  await writeFileAtomic(
+    file,
+    withBackingFiles(saved, new Map(paths.disks.map((d) => [d.target, d.retained]))),
+    PRIVATE_FILE,
+  );
   return file;
 }
 
@@ -315,14 +323,14 @@ export async function beginRun(
   await inspectForSnapshot(deps, input);
   await step(ErrorCode.cannotCreateDirectory, `create ${paths.layout.retainDir}`, () =>
     ensureDir(paths.layout.retainDir, {
-      mode: plan.directoryPermission,
+      mode: runDirMode(plan.directoryPermission, 'retain'),
       user: plan.directoryOwner,
       group: plan.directoryGroup,
     }),
   );
   if (plan.ramDisk)
     await step(ErrorCode.ramDiskInvalid, 'RAM disk directory', () =>
-      ensureDir(paths.layout.stateSaveDir, { mode: 0o700 }),
+      ensureDir(paths.layout.stateSaveDir, { mode: PRIVATE_DIR }),
     );
   await writeJournal(paths.layout.retainDir, {
     vm: input.vm,
@@ -365,7 +373,7 @@ async function snapshotAct(
     case 'save-ldif':
       return saveLdif(input, paths);
     case 'prepare-overlay':
-      return prepareOverlay(input, diskOf(paths, a.target));
+      return prepareOverlay(deps, input, diskOf(paths, a.target));
     case 'save-state': {
       const needed = stateFileBytes(memoryBytes(await deps.virsh.dumpXml(input.vm)));
       const room = {
@@ -381,12 +389,14 @@ async function snapshotAct(
           ...(await currentJournal(paths)),
           saveStartedAt: Date.now(),
         });
-        await fs.rm(paths.state.saved, { force: true });
+        await durableUnlink(paths.state.saved);
+        // libvirt writes it: nothing at the name, the directory a real one inside the roots.
+        await assertFreshTarget(paths.state.saved, deps.config.storageRoots, 'state file');
         await step(ErrorCode.cannotSaveState, 'save the VM state', () =>
           deps.virsh.save(input.vm, paths.state.saved),
         );
         // Guest RAM: only root may read it.
-        await fs.chmod(paths.state.saved, 0o600);
+        await setModeOwner(paths.state.saved, { mode: PRIVATE_FILE });
       });
     }
     case 'move-disk': {
@@ -416,7 +426,7 @@ async function snapshotAct(
         moveFile(paths.state.saved, paths.state.retained),
       );
     case 'write-placeholder':
-      return writeFileAtomic(paths.state.retained, PLACEHOLDER_STATE);
+      return writeFileAtomic(paths.state.retained, PLACEHOLDER_STATE, PRIVATE_FILE);
     case 'finish': {
       const j = await currentJournal(paths);
       const now = Date.now();
@@ -456,7 +466,7 @@ function resultOf(j: Journal): SnapshotResult {
  * any instant continues; when it cannot, the snapshot is rolled back.
  */
 export async function snapshot(deps: NodeDeps, input: SnapshotInput): Promise<SnapshotResult> {
-  const paths = resolveRun(deps, input);
+  const paths = await resolveRunChecked(deps, input);
   const journal = await readJournal(paths.layout.retainDir);
   const mode = journal ? { mode: journal.mode ?? 'save' } : await chooseMode(deps, input);
   try {
@@ -513,7 +523,7 @@ async function rollbackAct(deps: NodeDeps, paths: RunPaths, a: RollbackAction, v
       // The saved XML describes the original images, exactly as they are again now.
       await step(ErrorCode.cannotRestoreMachine, 'restore the VM from its state', async () => {
         const xml = path.join(paths.layout.retainDir, '.rollback.xml');
-        await fs.writeFile(xml, await deps.virsh.saveImageXml(state), { mode: 0o600 });
+        await writeFileAtomic(xml, await deps.virsh.saveImageXml(state), PRIVATE_FILE);
         await deps.virsh.restore(state, xml, journal.wasPaused);
       });
       return;
@@ -547,8 +557,9 @@ export async function removeRetainDir(paths: RunPaths): Promise<void> {
 export async function rollbackSnapshot(
   deps: NodeDeps,
   input: VmRunInput,
-  paths = resolveRun(deps, input),
+  given?: RunPaths,
 ): Promise<AbortSnapshotResult> {
+  const paths = given ?? (await resolveRunChecked(deps, input));
   if ((await readJournal(paths.layout.retainDir))?.mode === 'live') return liveRollback(deps, input, paths);
   return drive({
     step: 'rollback',
