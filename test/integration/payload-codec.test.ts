@@ -8,7 +8,7 @@ import { vmWorkflowId } from '../../src/workflows/ids';
 import { CONTROL_TASK_QUEUE } from '../../src/config';
 import { repoRoot } from '../support/dev-env';
 import { useTestNode } from '../support/lifecycle';
-import { backup, createVm, temporal } from '../support/harness';
+import { backup, createVm, startBackup, temporal } from '../support/harness';
 import { startRestore, waitForStage } from '../support/restore';
 
 const NODE = 'vmbt-node-codec';
@@ -129,6 +129,21 @@ describe('payload encryption', () => {
     expect(description.searchAttributes['Node']).toEqual([NODE]);
     const attributes = JSON.stringify(description.searchAttributes);
     for (const s of secrets) expect(has(attributes, s), s).toBe(false);
+  });
+
+  it("encrypts failure messages: a failed run's message is in neither the database nor the plain CLI, and the client reads it", async () => {
+    // A name of its own per run: the database keeps every earlier run's history.
+    const missing = `vmbt-codec-missing-${Date.now().toString(36)}`;
+    const run = await startBackup(missing);
+    const message = await run.result().then(
+      () => '',
+      (err: { cause?: Error }) => err.cause?.message ?? '',
+    );
+    expect(message).toContain(missing);
+    expect((await serverDatabase()).includes(message), message).toBe(false);
+    const plain = await cliHistory(vmWorkflowId(missing));
+    expect(has(plain, message), message).toBe(false);
+    expect(plain).toContain('Encoded failure');
   });
 
   it("encrypts a schedule's memo, as the schedule sync writes one (plan DN, cron)", async () => {

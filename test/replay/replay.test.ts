@@ -16,6 +16,8 @@ let bundle: WorkflowBundleWithSourceMap;
 beforeAll(async () => {
   bundle = await bundleWorkflowCode({
     workflowsPath,
+    // As Worker.create bundles it: with the failure converter the workers use.
+    failureConverterPath: converter?.failureConverterPath,
     logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
   });
 });
