@@ -27,7 +27,8 @@ import { merge } from '../src/activities/node/merge';
 import { retain } from '../src/activities/node/retain';
 import { snapshot } from '../src/activities/node/snapshot';
 import type { SnapshotInput, VmRunInput } from '../src/activities/node/types';
-import { directoryConfig, nodeConfig } from '../src/config';
+import { nodeConfig } from '../src/config';
+import { adminDirectoryConfig } from '../src/dev/admin-directory';
 import { withDirectory } from '../src/directory/connection';
 import { StoneyTree } from '../src/directory/dn';
 import { exportVmLdif, readPlan, readVm } from '../src/directory/vm-directory';
@@ -90,7 +91,8 @@ interface Round {
 
 async function main(): Promise<void> {
   const rounds = roundsFromEnv();
-  const directory = directoryConfig();
+  // The root DN creates the bench's VM.
+  const directory = adminDirectoryConfig();
   const node = nodeConfig();
   const retainRoot = need('VMBACKUP_RETAIN_ROOT');
   const backupRoot = need('VMBACKUP_BACKUP_ROOT');

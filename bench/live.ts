@@ -29,7 +29,8 @@ import { retain } from '../src/activities/node/retain';
 import { setMaxParallelSaves } from '../src/activities/node/save-slots';
 import { snapshot } from '../src/activities/node/snapshot';
 import type { SnapshotInput, VmRunInput } from '../src/activities/node/types';
-import { directoryConfig, nodeConfig } from '../src/config';
+import { nodeConfig } from '../src/config';
+import { adminDirectoryConfig } from '../src/dev/admin-directory';
 import { withDirectory } from '../src/directory/connection';
 import { StoneyTree } from '../src/directory/dn';
 import { exportVmLdif, readPlan, readVm } from '../src/directory/vm-directory';
@@ -113,7 +114,8 @@ async function main(): Promise<void> {
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('BENCH_ROUNDS must be a positive integer');
   const vmSizes = sizes(process.env['BENCH_SIZES'] ?? '256:192,1536:1024', 'BENCH_SIZES');
   const groupSize = sizes(process.env['BENCH_GROUP_MIB'] ?? '256:192', 'BENCH_GROUP_MIB')[0]!;
-  const directory = directoryConfig();
+  // The root DN creates the bench's VMs.
+  const directory = adminDirectoryConfig();
   const node = nodeConfig();
   const roots = {
     retainRoot: need('VMBACKUP_RETAIN_ROOT'),

@@ -2,14 +2,18 @@
 # Starts the embedded development services, idempotently (what already runs is
 # left alone), with their state under .dev/ in the repository:
 #   - Temporal dev server   127.0.0.1:7233 (gRPC), http://127.0.0.1:8233 (UI)
-#   - a private slapd       ldap://127.0.0.1:3389, suffix o=stepping-stone,c=ch
+#   - a private slapd       ldap://127.0.0.1:3389 (StartTLS) and ldaps://127.0.0.1:3636,
+#                           suffix o=stepping-stone,c=ch, a private CA in .dev/ldap-tls/,
+#                           the service identities vmbackup-control and vmbackup-node with
+#                           the access rules of deploy/openldap/vmbackup-access.ldif
 #   - libvirtd + virtlogd   qemu:///system (started only if not running)
 # creates the directories QEMU must reach (images, retain, backup, RAM disk) in
 # /var/lib/vmbackup-dev/<hash of the checkout's path>/, outside the repository,
 # and writes .dev/env (shell-sourceable `export` lines) for the code and tests.
 #
-# Environment: LDAP_BIND_PASSWORD (default vmbackup-dev) sets the rootpw of the
-# private slapd. Usage: bash scripts/dev-up.sh
+# Environment: LDAP_ADMIN_BIND_PASSWORD (default vmbackup-dev) sets the rootpw of the
+# private slapd (cn=admin, for fixtures); the identities' passwords are made once.
+# Usage: bash scripts/dev-up.sh
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -26,16 +30,25 @@ TEMPORAL_DB="$VMBACKUP_DEV/temporal.db"
 
 LDAP_HOST=127.0.0.1
 LDAP_PORT=3389
+LDAPS_PORT=3636
 LDAP_URL="ldap://$LDAP_HOST:$LDAP_PORT"
+LDAPS_URL="ldaps://$LDAP_HOST:$LDAPS_PORT"
 LDAP_BASE_DN="o=stepping-stone,c=ch"
-LDAP_BIND_DN="cn=admin,$LDAP_BASE_DN"
-LDAP_BIND_PASSWORD="${LDAP_BIND_PASSWORD:-vmbackup-dev}"
+LDAP_ADMIN_BIND_DN="cn=admin,$LDAP_BASE_DN"
+LDAP_ADMIN_BIND_PASSWORD="${LDAP_ADMIN_BIND_PASSWORD:-vmbackup-dev}"
+LDAP_CONTROL_DN="cn=vmbackup-control,ou=vmbackup,ou=services,$LDAP_BASE_DN"
+LDAP_NODE_DN="cn=vmbackup-node,ou=vmbackup,ou=services,$LDAP_BASE_DN"
+LDAP_TLS_DIR="$VMBACKUP_DEV/ldap-tls"
+LDAP_ACCESS_LDIF="$VMBACKUP_REPO/deploy/openldap/vmbackup-access.ldif"
+LDAP_IDENTITIES_LDIF="$VMBACKUP_REPO/deploy/openldap/vmbackup-identities.ldif"
 SLAPD_DIR="$VMBACKUP_DEV/slapd"
 SLAPD_CONFIG="$SLAPD_DIR/config"
 SLAPD_DATA="$SLAPD_DIR/data"
 SLAPD_PID="$SLAPD_DIR/slapd.pid"
 SLAPD_PWFILE="$SLAPD_DIR/bind-password"
 SLAPD_STAMP="$SLAPD_DIR/config.stamp"
+CONTROL_PWFILE="$SLAPD_DIR/control-password"
+NODE_PWFILE="$SLAPD_DIR/node-password"
 STONEY_SCHEMA="$VMBACKUP_REPO/ldap/schema/stoney.ldif"
 # The project's own schema (vmbackupMode, ...), loaded after stoney.
 VMBACKUP_SCHEMA="$VMBACKUP_REPO/ldap/schema/vmbackup.ldif"
@@ -46,7 +59,7 @@ STARTED_LIBVIRT="$VMBACKUP_DEV/started-libvirt"
 CODEC_KEYS_FILE="$VMBACKUP_DEV/codec-keys"
 
 # Bumped whenever the generated cn=config changes shape; forces a rebuild.
-SLAPD_CONFIG_VERSION=1
+SLAPD_CONFIG_VERSION=2
 
 # ---------------------------------------------------------------- Temporal ---
 
@@ -107,9 +120,9 @@ ldif_line() {
 # The inputs of the generated cn=config; a change rebuilds it.
 slapd_config_stamp() {
   {
-    printf 'version=%s\nrepo=%s\npassword=%s\n' "$SLAPD_CONFIG_VERSION" "$VMBACKUP_REPO" "$LDAP_BIND_PASSWORD"
+    printf 'version=%s\nrepo=%s\npassword=%s\n' "$SLAPD_CONFIG_VERSION" "$VMBACKUP_REPO" "$LDAP_ADMIN_BIND_PASSWORD"
     cat -- "$SYSTEM_SCHEMA_DIR/core.ldif" "$SYSTEM_SCHEMA_DIR/cosine.ldif" \
-      "$SYSTEM_SCHEMA_DIR/inetorgperson.ldif" "$STONEY_SCHEMA" "$VMBACKUP_SCHEMA"
+      "$SYSTEM_SCHEMA_DIR/inetorgperson.ldif" "$STONEY_SCHEMA" "$VMBACKUP_SCHEMA" "$LDAP_ACCESS_LDIF"
   } | sha256sum | cut -d' ' -f1
 }
 
@@ -121,6 +134,9 @@ generate_slapd_ldif() {
   ldif_line olcPidFile "$SLAPD_PID"
   ldif_line olcArgsFile "$SLAPD_DIR/slapd.args"
   printf 'olcLogLevel: none\n'
+  ldif_line olcTLSCACertificateFile "$LDAP_TLS_DIR/ca.pem"
+  ldif_line olcTLSCertificateFile "$LDAP_TLS_DIR/server.pem"
+  ldif_line olcTLSCertificateKeyFile "$LDAP_TLS_DIR/server.key"
   printf 'olcToolThreads: 1\n\n'
 
   printf 'dn: cn=module{0},cn=config\nobjectClass: olcModuleList\ncn: module{0}\n'
@@ -149,17 +165,20 @@ generate_slapd_ldif() {
   printf 'olcDatabase: {1}mdb\n'
   ldif_line olcDbDirectory "$SLAPD_DATA"
   ldif_line olcSuffix "$LDAP_BASE_DN"
-  ldif_line olcRootDN "$LDAP_BIND_DN"
+  ldif_line olcRootDN "$LDAP_ADMIN_BIND_DN"
   ldif_line olcRootPW "$password_hash"
   printf 'olcDbMaxSize: 1073741824\n'
   printf 'olcDbIndex: objectClass eq\nolcDbIndex: sstNode eq\nolcDbIndex: sstVirtualMachine eq\n'
   printf 'olcLastMod: TRUE\n'
-  printf 'olcAccess: {0}to attrs=userPassword by self write by anonymous auth by * none\n'
-  printf 'olcAccess: {1}to * by * read\n'
+  # The service identities' rules first; then the dev directory's own, open ones, which
+  # those rules keep from granting the identities anything more.
+  bash "$VMBACKUP_REPO/deploy/openldap/access-rules.sh" "$LDAP_ACCESS_LDIF" "$LDAP_BASE_DN" \
+    'to attrs=userPassword by self write by anonymous auth by * none' \
+    'to * by * read'
 }
 
 slapd_ready() {
-  ldapwhoami -x -H "$LDAP_URL" -D "$LDAP_BIND_DN" -y "$SLAPD_PWFILE" -o nettimeout=2 >/dev/null 2>&1
+  ldapwhoami -x -H "$LDAP_URL" -D "$LDAP_ADMIN_BIND_DN" -y "$SLAPD_PWFILE" -o nettimeout=2 >/dev/null 2>&1
 }
 
 stop_our_slapd() {
@@ -224,11 +243,11 @@ ensure_ldap_skeleton() {
     "ou=configuration,ou=virtualization,ou=services,$LDAP_BASE_DN"
   )
   for dn in "${dns[@]}"; do
-    if ldapsearch -x -LLL -H "$LDAP_URL" -D "$LDAP_BIND_DN" -y "$SLAPD_PWFILE" \
+    if ldapsearch -x -LLL -H "$LDAP_URL" -D "$LDAP_ADMIN_BIND_DN" -y "$SLAPD_PWFILE" \
       -b "$dn" -s base 1.1 >/dev/null 2>&1; then
       continue
     fi
-    skeleton_entry "$dn" | ldapadd -x -H "$LDAP_URL" -D "$LDAP_BIND_DN" -y "$SLAPD_PWFILE" >/dev/null
+    skeleton_entry "$dn" | ldapadd -x -H "$LDAP_URL" -D "$LDAP_ADMIN_BIND_DN" -y "$SLAPD_PWFILE" >/dev/null
     added=$((added + 1))
     log "slapd: added $dn"
   done
@@ -237,10 +256,63 @@ ensure_ldap_skeleton() {
   fi
 }
 
+# The private CA and slapd's certificate (for localhost and 127.0.0.1), made once.
+ensure_ldap_tls() {
+  if [[ ! -s "$LDAP_TLS_DIR/server.pem" || ! -s "$LDAP_TLS_DIR/server.key" ]]; then
+    bash "$VMBACKUP_REPO/scripts/make-certs.sh" "$LDAP_TLS_DIR" --server-name localhost,127.0.0.1 >/dev/null
+    log "slapd: made a private CA and server certificate in $LDAP_TLS_DIR"
+  fi
+  chmod 700 -- "$LDAP_TLS_DIR"
+}
+
+# ensure_password FILE: a random password, made once, owner-only.
+ensure_password() {
+  if [[ ! -s "$1" ]]; then
+    (umask 077 && head -c 18 /dev/urandom | base64 -w0 >"$1")
+  fi
+  chmod 600 -- "$1"
+}
+
+# The entries of deploy/openldap/vmbackup-identities.ldif (those missing), then each
+# identity's password from .dev when a TLS bind with it fails.
+ensure_service_identities() {
+  local block="" line dn
+  local -a blocks=()
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    [[ "$line" == \#* ]] && continue
+    if [[ -z "$line" ]]; then
+      [[ -n "$block" ]] && blocks+=("$block")
+      block=""
+    else
+      block+="${line//"o=stepping-stone,c=ch"/"$LDAP_BASE_DN"}"$'\n'
+    fi
+  done <"$LDAP_IDENTITIES_LDIF"
+  [[ -n "$block" ]] && blocks+=("$block")
+  for block in "${blocks[@]}"; do
+    dn="$(sed -n 's/^dn: //p' <<<"$block")"
+    if ! ldapsearch -x -LLL -H "$LDAP_URL" -D "$LDAP_ADMIN_BIND_DN" -y "$SLAPD_PWFILE" \
+      -b "$dn" -s base 1.1 >/dev/null 2>&1; then
+      printf '%s' "$block" | ldapadd -x -H "$LDAP_URL" -D "$LDAP_ADMIN_BIND_DN" -y "$SLAPD_PWFILE" >/dev/null
+      log "slapd: added $dn"
+    fi
+  done
+  local pair pwfile
+  for pair in "$LDAP_CONTROL_DN|$CONTROL_PWFILE" "$LDAP_NODE_DN|$NODE_PWFILE"; do
+    dn="${pair%%|*}" pwfile="${pair#*|}"
+    ensure_password "$pwfile"
+    if ! LDAPTLS_CACERT="$LDAP_TLS_DIR/ca.pem" ldapwhoami -x -H "$LDAPS_URL" -D "$dn" -y "$pwfile" \
+      -o nettimeout=5 >/dev/null 2>&1; then
+      ldappasswd -x -H "$LDAP_URL" -D "$LDAP_ADMIN_BIND_DN" -y "$SLAPD_PWFILE" -T "$pwfile" "$dn" >/dev/null
+      log "slapd: set the password of $dn"
+    fi
+  done
+}
+
 start_slapd() {
   mkdir -p -- "$SLAPD_DIR"
   chmod 700 -- "$SLAPD_DIR"
-  (umask 077 && printf '%s' "$LDAP_BIND_PASSWORD" >"$SLAPD_PWFILE")
+  (umask 077 && printf '%s' "$LDAP_ADMIN_BIND_PASSWORD" >"$SLAPD_PWFILE")
+  ensure_ldap_tls
   build_slapd_config
   local pid
   if pid="$(pid_running "$SLAPD_PID" slapd)"; then
@@ -249,21 +321,23 @@ start_slapd() {
     # Another checkout's dev slapd (same suffix and credentials): share it, as with Temporal.
     warn "slapd: a server not started by this checkout's dev-up already answers on $LDAP_URL; using it"
     ensure_ldap_skeleton
+    ensure_service_identities
     return 0
-  elif port_open "$LDAP_HOST" "$LDAP_PORT"; then
-    die "slapd: port $LDAP_PORT is in use by another program"
+  elif port_open "$LDAP_HOST" "$LDAP_PORT" || port_open "$LDAP_HOST" "$LDAPS_PORT"; then
+    die "slapd: port $LDAP_PORT or $LDAPS_PORT is in use by another program"
   else
-    log "slapd: starting on $LDAP_URL"
+    log "slapd: starting on $LDAP_URL and $LDAPS_URL"
     rm -f -- "$SLAPD_PID"
-    # Runs as root (no -u) and daemonizes; olcPidFile is $SLAPD_PID.
-    slapd -h "$LDAP_URL/" -F "$SLAPD_CONFIG"
+    # Runs as root (no -u), so it reads the owner-only key; daemonizes; olcPidFile is $SLAPD_PID.
+    slapd -h "$LDAP_URL/ $LDAPS_URL/" -F "$SLAPD_CONFIG"
   fi
   if ! wait_for 30 slapd_ready; then
-    die "slapd: no successful bind as $LDAP_BIND_DN on $LDAP_URL after 30 s"
+    die "slapd: no successful bind as $LDAP_ADMIN_BIND_DN on $LDAP_URL after 30 s"
   fi
   pid="$(pid_running "$SLAPD_PID" slapd)" || die "slapd: answers, but $SLAPD_PID does not name it"
   log "slapd: ready (pid $pid)"
   ensure_ldap_skeleton
+  ensure_service_identities
 }
 
 # ----------------------------------------------------------------- libvirt ---
@@ -382,9 +456,15 @@ write_env() {
       "TEMPORAL_UI_URL=http://$TEMPORAL_IP:$TEMPORAL_UI_PORT" \
       "TEMPORAL_CLI=$TEMPORAL_BIN" \
       "VMBACKUP_CODEC_KEYS_FILE=$CODEC_KEYS_FILE" \
-      "LDAP_URL=$LDAP_URL" \
-      "LDAP_BIND_DN=$LDAP_BIND_DN" \
-      "LDAP_BIND_PASSWORD=$LDAP_BIND_PASSWORD" \
+      "LDAP_URL=$LDAPS_URL" \
+      "LDAP_CA_FILE=$LDAP_TLS_DIR/ca.pem" \
+      "LDAP_BIND_DN=$LDAP_CONTROL_DN" \
+      "LDAP_BIND_PASSWORD=$(<"$CONTROL_PWFILE")" \
+      "LDAP_NODE_BIND_DN=$LDAP_NODE_DN" \
+      "LDAP_NODE_BIND_PASSWORD=$(<"$NODE_PWFILE")" \
+      "LDAP_ADMIN_BIND_DN=$LDAP_ADMIN_BIND_DN" \
+      "LDAP_ADMIN_BIND_PASSWORD=$LDAP_ADMIN_BIND_PASSWORD" \
+      "LDAP_PLAIN_URL=$LDAP_URL" \
       "LDAP_BASE_DN=$LDAP_BASE_DN" \
       "LIBVIRT_URI=$LIBVIRT_URI" \
       "VMBACKUP_IMAGES_ROOT=$VMBACKUP_DATA/virtualization" \
@@ -413,7 +493,7 @@ main() {
   write_env
   log "dev services up in $((SECONDS - started)) s:"
   log "  Temporal   $TEMPORAL_IP:$TEMPORAL_PORT namespace $TEMPORAL_NAMESPACE, UI http://$TEMPORAL_IP:$TEMPORAL_UI_PORT (log .dev/temporal.log)"
-  log "  LDAP       $LDAP_URL base $LDAP_BASE_DN bind $LDAP_BIND_DN"
+  log "  LDAP       $LDAPS_URL (and $LDAP_URL) base $LDAP_BASE_DN bind $LDAP_CONTROL_DN"
   log "  libvirt    $LIBVIRT_URI"
   log "  files      $VMBACKUP_DATA/{virtualization,retain,backup,ramdisk} (.dev/data)"
   log "  env        $VMBACKUP_DEV/env  (set -a; . .dev/env; set +a)"

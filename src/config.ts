@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 /** Settings come from the environment only; `.dev/env` is the embedded default. */
@@ -55,11 +56,22 @@ export interface TemporalConfig {
   apiKey?: string | undefined;
 }
 
+/** TLS to the directory; the server's certificate is always verified. */
+export interface DirectoryTlsConfig {
+  /** `ldaps`: TLS from the first byte; `starttls`: an ldap:// connection upgraded before the bind. */
+  mode: 'ldaps' | 'starttls';
+  /** PEM certificates of LDAP_CA_FILE, read once; absent: Node's trusted roots. */
+  ca?: string | undefined;
+  caFile?: string | undefined;
+}
+
 export interface DirectoryConfig {
   url: string;
   bindDn: string;
   bindPassword: string;
   baseDn: string;
+  /** Absent: a plain connection. */
+  tls?: DirectoryTlsConfig | undefined;
 }
 
 export interface NodeConfig {
@@ -123,7 +135,37 @@ export function directoryConfig(env: Env = process.env): DirectoryConfig {
     bindDn: need(env, 'LDAP_BIND_DN'),
     bindPassword: need(env, 'LDAP_BIND_PASSWORD', false),
     baseDn: need(env, 'LDAP_BASE_DN'),
+    tls: directoryTls(env, url),
   };
+}
+
+function directoryTls(env: Env, url: string): DirectoryTlsConfig | undefined {
+  const raw = env['LDAP_STARTTLS']?.trim().toLowerCase() ?? '';
+  if (!['', 'true', 'false'].includes(raw))
+    throw new ConfigError(`LDAP_STARTTLS must be true or false, got ${JSON.stringify(env['LDAP_STARTTLS'])}`);
+  const ldaps = url.startsWith('ldaps://');
+  if (ldaps && raw === 'true')
+    throw new ConfigError('LDAP_STARTTLS=true needs an ldap:// URL: an ldaps:// connection is TLS already');
+  const mode = ldaps ? 'ldaps' : raw === 'true' ? 'starttls' : undefined;
+  const caFile = optionalAbsolute(env, 'LDAP_CA_FILE');
+  if (!mode) {
+    // A CA file that would silently go unused hides a connection without TLS.
+    if (caFile !== undefined)
+      throw new ConfigError(
+        'LDAP_CA_FILE is set but LDAP_URL is plain ldap://: use ldaps:// or LDAP_STARTTLS=true',
+      );
+    return undefined;
+  }
+  if (caFile === undefined) return { mode };
+  let ca: string;
+  try {
+    ca = readFileSync(caFile, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`LDAP_CA_FILE ${caFile} cannot be read: ${(err as Error).message}`);
+  }
+  if (!ca.includes('-----BEGIN CERTIFICATE-----'))
+    throw new ConfigError(`LDAP_CA_FILE ${caFile} holds no PEM certificate`);
+  return { mode, ca, caFile };
 }
 
 export function nodeConfig(env: Env = process.env): NodeConfig {

@@ -11,14 +11,23 @@
 #   ou=services / ou=virtualization / ou=virtual machines, ou=virtual machine pools,
 #   ou=configuration
 # Changes made to cn=config at run time (ldapmodify on cn=config) do not survive a restart:
-# change this script instead.
+# change this script instead. The database's access rules start with those for the
+# vmbackup service identities (vmbackup-access.ldif; the identities themselves are entries
+# the operator adds, see docs/deployment.md).
 #
 # Environment:
 #   LDAP_ADMIN_PASSWORD  (required) password of the root DN cn=admin,<base>
 #   LDAP_BASE_DN         suffix, default o=stepping-stone,c=ch (first RDN o= or dc=)
 #   LDAP_LOG_LEVEL       slapd -d level, default 0 (start-up and errors only); "stats"
 #                        logs every connection and operation
-#   SLAPD_URLS           listeners, default "ldap:/// ldapi:///"
+#   LDAP_TLS_CERT_FILE, LDAP_TLS_KEY_FILE
+#                        the server's certificate (PEM, with any intermediates) and key,
+#                        provided by the operator; both or neither. With them slapd also
+#                        listens on ldaps:/// and offers StartTLS on ldap:///. They are
+#                        copied for slapd's account at start, so the mounted key may be
+#                        root-only.
+#   LDAP_TLS_CA_FILE     optional: the CA certificates slapd sends along the chain
+#   SLAPD_URLS           listeners, default "ldap:/// ldapi:///" (and ldaps:/// with TLS)
 #   SLAPD_CONFIG_DIR, SLAPD_DATA_DIR, SLAPD_RUN_DIR, SLAPD_USER, SLAPD_GROUP,
 #   STONEY_SCHEMA, VMBACKUP_SCHEMA, SYSTEM_SCHEMA_DIR   paths and the account slapd runs
 #                        as; the defaults fit the image
@@ -26,7 +35,14 @@ set -euo pipefail
 
 LDAP_BASE_DN="${LDAP_BASE_DN:-o=stepping-stone,c=ch}"
 LDAP_LOG_LEVEL="${LDAP_LOG_LEVEL:-0}"
-SLAPD_URLS="${SLAPD_URLS:-ldap:/// ldapi:///}"
+LDAP_TLS_CERT_FILE="${LDAP_TLS_CERT_FILE:-}"
+LDAP_TLS_KEY_FILE="${LDAP_TLS_KEY_FILE:-}"
+LDAP_TLS_CA_FILE="${LDAP_TLS_CA_FILE:-}"
+if [[ -n "$LDAP_TLS_CERT_FILE" ]]; then
+  SLAPD_URLS="${SLAPD_URLS:-ldap:/// ldaps:/// ldapi:///}"
+else
+  SLAPD_URLS="${SLAPD_URLS:-ldap:/// ldapi:///}"
+fi
 SLAPD_CONFIG_DIR="${SLAPD_CONFIG_DIR:-/etc/ldap/slapd.d}"
 SLAPD_DATA_DIR="${SLAPD_DATA_DIR:-/var/lib/ldap}"
 SLAPD_RUN_DIR="${SLAPD_RUN_DIR:-/run/slapd}"
@@ -35,6 +51,8 @@ SLAPD_GROUP="${SLAPD_GROUP:-openldap}"
 STONEY_SCHEMA="${STONEY_SCHEMA:-/usr/local/share/vmbackup/stoney.ldif}"
 # The project's own schema (ldap/schema/vmbackup.ldif), loaded after stoney.
 VMBACKUP_SCHEMA="${VMBACKUP_SCHEMA:-/usr/local/share/vmbackup/vmbackup.ldif}"
+VMBACKUP_ACCESS="${VMBACKUP_ACCESS:-/usr/local/share/vmbackup/vmbackup-access.ldif}"
+ACCESS_RULES="${ACCESS_RULES:-/usr/local/share/vmbackup/access-rules.sh}"
 SYSTEM_SCHEMA_DIR="${SYSTEM_SCHEMA_DIR:-/etc/ldap/schema}"
 # Written into the data volume: the suffix the data belongs to.
 SUFFIX_STAMP="$SLAPD_DATA_DIR/.vmbackup-suffix"
@@ -70,6 +88,14 @@ check_environment() {
   done
   [[ -r "$STONEY_SCHEMA" ]] || die "missing the stoney schema $STONEY_SCHEMA"
   [[ -r "$VMBACKUP_SCHEMA" ]] || die "missing the vmbackup schema $VMBACKUP_SCHEMA"
+  [[ -r "$VMBACKUP_ACCESS" ]] || die "missing the access rules $VMBACKUP_ACCESS"
+  if [[ -n "$LDAP_TLS_CERT_FILE" || -n "$LDAP_TLS_KEY_FILE" ]]; then
+    [[ -n "$LDAP_TLS_CERT_FILE" && -n "$LDAP_TLS_KEY_FILE" ]] ||
+      die "LDAP_TLS_CERT_FILE and LDAP_TLS_KEY_FILE go together: a certificate needs its key"
+    for f in "$LDAP_TLS_CERT_FILE" "$LDAP_TLS_KEY_FILE" ${LDAP_TLS_CA_FILE:+"$LDAP_TLS_CA_FILE"}; do
+      [[ -r "$f" ]] || die "cannot read the TLS file $f"
+    done
+  fi
   local stored=""
   [[ -r "$SUFFIX_STAMP" ]] && stored="$(<"$SUFFIX_STAMP")"
   if [[ -n "$stored" && "$stored" != "$LDAP_BASE_DN" ]]; then
@@ -83,7 +109,13 @@ config_ldif() {
   printf 'dn: cn=config\nobjectClass: olcGlobal\ncn: config\n'
   ldif_line olcPidFile "$SLAPD_RUN_DIR/slapd.pid"
   ldif_line olcArgsFile "$SLAPD_RUN_DIR/slapd.args"
-  printf 'olcLogLevel: none\nolcToolThreads: 1\n\n'
+  printf 'olcLogLevel: none\nolcToolThreads: 1\n'
+  if [[ -n "$LDAP_TLS_CERT_FILE" ]]; then
+    ldif_line olcTLSCertificateFile "$SLAPD_RUN_DIR/tls/server.pem"
+    ldif_line olcTLSCertificateKeyFile "$SLAPD_RUN_DIR/tls/server.key"
+    [[ -z "$LDAP_TLS_CA_FILE" ]] || ldif_line olcTLSCACertificateFile "$SLAPD_RUN_DIR/tls/ca.pem"
+  fi
+  printf '\n'
 
   printf 'dn: cn=module{0},cn=config\nobjectClass: olcModuleList\ncn: module{0}\n'
   printf 'olcModulePath: /usr/lib/ldap\nolcModuleLoad: back_mdb\n\n'
@@ -115,9 +147,23 @@ config_ldif() {
   printf 'olcDbIndex: sstVirtualMachine eq\nolcDbIndex: sstVirtualMachinePool eq\n'
   printf 'olcLastMod: TRUE\n'
   printf 'olcLimits: users size=unlimited time=unlimited\n'
-  printf 'olcAccess: {0}to attrs=userPassword by dn.exact=%s manage by self write by anonymous auth by * none\n' \
-    "$PEERCRED_ROOT"
-  printf 'olcAccess: {1}to * by dn.exact=%s manage by users read by * none\n' "$PEERCRED_ROOT"
+  bash "$ACCESS_RULES" "$VMBACKUP_ACCESS" "$LDAP_BASE_DN" \
+    "to attrs=userPassword by dn.exact=$PEERCRED_ROOT manage by self write by anonymous auth by * none" \
+    "to * by dn.exact=$PEERCRED_ROOT manage by users read by * none"
+}
+
+# The operator's certificate files, copied where slapd's account can read them.
+install_tls() {
+  [[ -n "$LDAP_TLS_CERT_FILE" ]] || return 0
+  local dir="$SLAPD_RUN_DIR/tls"
+  mkdir -p -- "$dir"
+  install -m 644 -- "$LDAP_TLS_CERT_FILE" "$dir/server.pem"
+  install -m 600 -- "$LDAP_TLS_KEY_FILE" "$dir/server.key"
+  [[ -z "$LDAP_TLS_CA_FILE" ]] || install -m 644 -- "$LDAP_TLS_CA_FILE" "$dir/ca.pem"
+  if [[ "$(id -u)" -eq 0 ]]; then
+    chown -R "$SLAPD_USER:$SLAPD_GROUP" "$dir"
+  fi
+  chmod 700 -- "$dir"
 }
 
 # The base entry and the stoney cloud skeleton, for slapadd into an empty database.
@@ -197,6 +243,7 @@ prepare_data() {
 
 main() {
   check_environment
+  install_tls
   build_config
   prepare_data
   local -a run_as=()

@@ -24,8 +24,8 @@ Usage:
   vmbackup codec-server [--port N]     decrypt payloads for the Temporal UI and CLI
 
 Configuration comes from the environment (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, LDAP_URL,
-LDAP_BIND_DN, LDAP_BIND_PASSWORD, LDAP_BASE_DN, LIBVIRT_URI, VMBACKUP_IMAGES_ROOT,
-VMBACKUP_STORAGE_ROOTS, VMBACKUP_CODEC_KEYS_FILE); \`set -a; . .dev/env; set +a\` gives the
+LDAP_STARTTLS, LDAP_CA_FILE, LDAP_BIND_DN, LDAP_BIND_PASSWORD, LDAP_BASE_DN, LIBVIRT_URI,
+VMBACKUP_IMAGES_ROOT, VMBACKUP_STORAGE_ROOTS, VMBACKUP_CODEC_KEYS_FILE); \`set -a; . .dev/env; set +a\` gives the
 embedded defaults.
 Run \`vmbackup <command> --help\` for details.`,
   worker: `Usage:

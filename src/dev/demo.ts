@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { runBackup } from '../cli/backup';
 import { connectClient, uiLink } from '../cli/client';
-import { directoryConfig, nodeConfig, temporalConfig, type TemporalConfig } from '../config';
+import { nodeConfig, temporalConfig, type TemporalConfig } from '../config';
+import { adminDirectoryConfig } from './admin-directory';
 import { withDirectory } from '../directory/connection';
 import { StoneyTree } from '../directory/dn';
 import { readLeaves } from '../directory/run-leaf';
@@ -186,7 +187,8 @@ async function demo(): Promise<void> {
 }
 
 async function demoWith(client: Client, temporal: TemporalConfig): Promise<void> {
-  const directory = directoryConfig();
+  // The root DN creates the sandbox VM; the workers bind as their own identities.
+  const directory = adminDirectoryConfig();
   const node = nodeConfig();
   const virsh = new Virsh(node.libvirtUri);
   const guest = new GuestIo(virsh);

@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import { Attribute, Change, Client, InvalidCredentialsError, NoSuchObjectError } from 'ldapts';
 import type { DirectoryConfig } from '../config';
 import type { Attributes } from '../domain/plan';
@@ -18,23 +20,73 @@ function toAttributes(raw: Record<string, unknown>): Attributes {
   return out;
 }
 
+/** Node's codes for a server certificate that does not verify (chain, name or dates). */
+const CERTIFICATE_ERRORS = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+function tlsOptions(config: DirectoryConfig): ConnectionOptions {
+  const host = new URL(config.url).hostname.replace(/^\[|\]$/g, '');
+  return {
+    // Never turned off: a directory that cannot prove who it is gets no bind password.
+    rejectUnauthorized: true,
+    ...(config.tls?.ca !== undefined ? { ca: config.tls.ca } : {}),
+    // StartTLS upgrades a socket ldapts opened: name the host the certificate must match.
+    host,
+    ...(isIP(host) ? {} : { servername: host }),
+  };
+}
+
+function bindFailure(config: DirectoryConfig, err: unknown): BackupError {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && CERTIFICATE_ERRORS.has(code)) {
+    const ca = config.tls?.caFile ? `the CA in LDAP_CA_FILE ${config.tls.caFile}` : "Node's trusted CAs";
+    return new BackupError(
+      ErrorCode.directoryConnectionFailed,
+      `cannot connect to ${config.url}: the directory's TLS certificate is not trusted by ${ca} (${code}: ${(err as Error).message})`,
+      false,
+    );
+  }
+  const badCredentials = err instanceof InvalidCredentialsError;
+  let why = badCredentials ? 'invalid credentials' : (err as Error).message;
+  if (badCredentials && !config.tls)
+    why += ' (a directory may refuse simple binds without TLS: use ldaps:// or LDAP_STARTTLS=true)';
+  // A directory that is away comes back (retry); wrong credentials or an untrusted certificate do not.
+  return new BackupError(
+    ErrorCode.directoryConnectionFailed,
+    `cannot bind to ${config.url} as ${config.bindDn}: ${why}`,
+    !badCredentials,
+  );
+}
+
 /** One bound connection per call: directory activities are short and infrequent. */
 export async function withDirectory<T>(
   config: DirectoryConfig,
   fn: (dir: Directory) => Promise<T>,
 ): Promise<T> {
-  const client = new Client({ url: config.url, timeout: 30_000, connectTimeout: 10_000 });
+  const tls = config.tls ? tlsOptions(config) : undefined;
+  // ldapts speaks TLS from the first byte whenever it is given tlsOptions: only for ldaps://.
+  const client = new Client({
+    url: config.url,
+    timeout: 30_000,
+    connectTimeout: 10_000,
+    ...(config.tls?.mode === 'ldaps' ? { tlsOptions: tls } : {}),
+  });
   try {
+    if (config.tls?.mode === 'starttls') await client.startTLS(tls);
     await client.bind(config.bindDn, config.bindPassword);
   } catch (err) {
-    const badCredentials = err instanceof InvalidCredentialsError;
-    const why = badCredentials ? 'invalid credentials' : (err as Error).message;
-    // A directory that is away comes back (retry); wrong credentials do not.
-    throw new BackupError(
-      ErrorCode.directoryConnectionFailed,
-      `cannot bind to ${config.url} as ${config.bindDn}: ${why}`,
-      !badCredentials,
-    );
+    await client.unbind().catch(() => undefined);
+    throw bindFailure(config, err);
   }
   try {
     return await fn(new Directory(client));

@@ -12,6 +12,7 @@ import { syncSchedules } from '../../src/schedules/sync';
 import type { NightlyBackupResult } from '../../src/workflows/nightly-backup';
 import {
   backup,
+  controlDirectory,
   createVm,
   directory,
   guestReads,
@@ -60,7 +61,8 @@ async function removeEntry(dn: string): Promise<void> {
 }
 
 const sync = async (dryRun = false) =>
-  syncSchedules(await temporal(), directory, {
+  // As the control worker syncs: with its identity, so that its access rules are exercised.
+  syncSchedules(await temporal(), controlDirectory, {
     timezone: scheduleTimezone(),
     timing: timingFromEnv(),
     dryRun,

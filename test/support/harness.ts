@@ -9,6 +9,7 @@ import {
   temporalConfig,
   timingFromEnv,
 } from '../../src/config';
+import { adminDirectoryConfig } from '../../src/dev/admin-directory';
 import { GuestIo } from '../../src/dev/guest-io';
 import {
   createSandboxVm,
@@ -38,7 +39,10 @@ process.env['VMBACKUP_RETRY_MAX_SECONDS'] ??= '2';
 
 export const virsh = new Virsh(process.env['LIBVIRT_URI']!);
 export const guest = new GuestIo(virsh);
-export const directory = directoryConfig();
+/** The root DN: fixtures create VMs and plans, which the control worker's identity may not. */
+export const directory = adminDirectoryConfig();
+/** What the control worker binds as (its restricted identity over TLS in the dev services). */
+export const controlDirectory = directoryConfig();
 export const node = nodeConfig();
 export const tree = new StoneyTree(directory.baseDn);
 export const roots = {

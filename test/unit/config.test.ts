@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, directoryConfig, nodeConfig, temporalConfig, timingFromEnv } from '../../src/config';
 
 /** Runs `fn`, insists that it throws a ConfigError and returns its message. */
@@ -308,5 +311,85 @@ describe('temporalConfig TLS and API key', () => {
     'TEMPORAL_TLS_SERVER_CA_CERT_PATH',
   ])('refuses a relative path in %s, naming it', (name) => {
     expect(configErrorOf(() => temporalConfig({ ...env, ...pair, [name]: 'tls/file.pem' }))).toContain(name);
+  });
+});
+
+describe('directoryConfig TLS', () => {
+  const env = {
+    LDAP_URL: 'ldaps://ldap.example.com:636',
+    LDAP_BIND_DN: 'cn=vmbackup-control,ou=vmbackup,ou=services,o=stepping-stone,c=ch',
+    LDAP_BIND_PASSWORD: 'secret',
+    LDAP_BASE_DN: 'o=stepping-stone,c=ch',
+  };
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vmbackup-config-'));
+  const caFile = path.join(dir, 'ca.pem');
+  const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  writeFileSync(caFile, pem);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('uses TLS for an ldaps:// URL, with the trusted roots when no CA file is set', () => {
+    expect(directoryConfig(env).tls).toEqual({ mode: 'ldaps' });
+  });
+
+  it('connects in plain text to an ldap:// URL without LDAP_STARTTLS', () => {
+    expect(directoryConfig({ ...env, LDAP_URL: 'ldap://ldap.example.com' }).tls).toBeUndefined();
+  });
+
+  it('upgrades an ldap:// connection with LDAP_STARTTLS=true', () => {
+    const config = directoryConfig({ ...env, LDAP_URL: 'ldap://ldap.example.com', LDAP_STARTTLS: 'true' });
+    expect(config.tls).toEqual({ mode: 'starttls' });
+  });
+
+  it('refuses LDAP_STARTTLS=true on an ldaps:// URL', () => {
+    expect(configErrorOf(() => directoryConfig({ ...env, LDAP_STARTTLS: 'true' }))).toContain(
+      'LDAP_STARTTLS',
+    );
+  });
+
+  it('refuses an LDAP_STARTTLS that is neither true nor false', () => {
+    expect(
+      configErrorOf(() =>
+        directoryConfig({ ...env, LDAP_URL: 'ldap://ldap.example.com', LDAP_STARTTLS: 'yes' }),
+      ),
+    ).toContain('LDAP_STARTTLS');
+  });
+
+  it('reads the CA file once, into the configuration', () => {
+    const config = directoryConfig({ ...env, LDAP_CA_FILE: caFile });
+    writeFileSync(caFile, 'changed later');
+    try {
+      expect(config.tls).toEqual({ mode: 'ldaps', ca: pem, caFile });
+    } finally {
+      writeFileSync(caFile, pem);
+    }
+  });
+
+  it('refuses a relative CA file path, naming LDAP_CA_FILE', () => {
+    expect(configErrorOf(() => directoryConfig({ ...env, LDAP_CA_FILE: 'ca.pem' }))).toContain(
+      'LDAP_CA_FILE',
+    );
+  });
+
+  it('refuses a CA file it cannot read, naming the file', () => {
+    const missing = path.join(dir, 'missing.pem');
+    const message = configErrorOf(() => directoryConfig({ ...env, LDAP_CA_FILE: missing }));
+    expect(message).toContain(missing);
+    expect(message).toContain('cannot be read');
+  });
+
+  it('refuses a CA file without a PEM certificate', () => {
+    const empty = path.join(dir, 'empty.pem');
+    writeFileSync(empty, '');
+    expect(configErrorOf(() => directoryConfig({ ...env, LDAP_CA_FILE: empty }))).toContain(
+      'no PEM certificate',
+    );
+  });
+
+  it('refuses a CA file for a plain ldap:// connection, which would not use it', () => {
+    expect(
+      configErrorOf(() =>
+        directoryConfig({ ...env, LDAP_URL: 'ldap://ldap.example.com', LDAP_CA_FILE: caFile }),
+      ),
+    ).toContain('LDAP_STARTTLS=true');
   });
 });
