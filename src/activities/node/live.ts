@@ -140,8 +140,10 @@ async function pauseToEndCopy(deps: NodeDeps, vm: string, paths: RunPaths): Prom
  * thrown: the next decision falls back to save mode with it as the reason.
  */
 async function takeLiveSnapshot(deps: NodeDeps, input: SnapshotInput, paths: RunPaths): Promise<void> {
-  // libvirt writes the memory file: nothing at the name, its directory a real one inside the roots.
+  // libvirt writes the memory file and the overlays: nothing may be at their names yet.
   await assertFreshTarget(paths.state.saved, deps.config.storageRoots, 'memory file');
+  for (const d of paths.disks)
+    await assertFreshTarget(d.liveOverlay, [deps.config.imagesRoot], `live overlay of ${d.target}`);
   const j = await currentJournal(paths);
   await writeJournal(paths.layout.retainDir, {
     ...j,
