@@ -2,7 +2,6 @@ import { promises as fs, statfsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inodeOf, qemuOpenFiles } from '../../src/activities/node/observe';
 import { blankRamLoaders, blobRangeSha256, ensureRamBlob, removeRamBlob } from '../../src/dev/guest-ram';
@@ -30,6 +29,7 @@ import {
   type GuestWrite,
 } from '../support/harness';
 import { WorkerProcess } from '../support/worker-process';
+import { decodePayload } from '../support/payloads';
 
 const NODE = 'vmbt-node-bound';
 const names = ['vmbt-bound-1', 'vmbt-bound-2', 'vmbt-bound-3', 'vmbt-bound-4'];
@@ -72,7 +72,7 @@ function watch(mountDir: string, vms: string[]) {
           for (const a of d?.raw.pendingActivities ?? []) {
             const p = a.heartbeatDetails?.payloads?.[0];
             if (!p) continue;
-            const w = defaultPayloadConverter.fromPayload<{ waiting?: string }>(p).waiting;
+            const w = (await decodePayload<{ waiting?: string }>(p)).waiting;
             if (w?.startsWith('waiting for room')) seen.waiting.add(`${vm}: ${w}`);
           }
         }

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { defaultPayloadConverter, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { SANDBOX_DISK_SIZE } from '../../src/dev/sandbox-vm';
 import { run } from '../../src/hypervisor/run';
@@ -19,6 +19,7 @@ import {
   startBackup,
   virsh,
 } from '../support/harness';
+import { decodePayload } from '../support/payloads';
 
 // Short limits, so that a frozen libvirtd shows within seconds (the worker inherits them).
 process.env['VMBACKUP_VIRSH_QUERY_TIMEOUT_SECONDS'] = '5';
@@ -39,7 +40,7 @@ async function mergeBeat(handle: WorkflowHandle): Promise<Beat | undefined> {
   for (const a of (await handle.describe()).raw.pendingActivities ?? []) {
     if (a.activityType?.name !== 'merge') continue;
     const p = a.heartbeatDetails?.payloads?.[0];
-    return p ? defaultPayloadConverter.fromPayload<Beat>(p) : undefined;
+    return p ? decodePayload<Beat>(p) : undefined;
   }
   return undefined;
 }

@@ -3,7 +3,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inodeOf, qemuOpenFiles } from '../../src/activities/node/observe';
 import {
@@ -45,6 +44,7 @@ import {
 import { failureOf } from '../support/failure';
 import { runWithKills } from '../support/kill-sweep';
 import { WorkerProcess } from '../support/worker-process';
+import { decodePayload } from '../support/payloads';
 
 let scratch: string;
 const vms: string[] = [];
@@ -236,7 +236,7 @@ function holdSaveUntilRetryLooks(vm: string, file: string, handle: WorkflowHandl
           const p = a.heartbeatDetails?.payloads?.[0];
           const beat = msOf(a.lastHeartbeatTime);
           if (!p || beat <= msOf(a.lastStartedTime) || beat === last) continue;
-          const d = defaultPayloadConverter.fromPayload<{ waiting?: string; action?: string }>(p);
+          const d = await decodePayload<{ waiting?: string; action?: string }>(p);
           if (!d.waiting && !d.action) continue;
           last = beat;
           held.seen.push(d);
