@@ -12,11 +12,18 @@
 #   ou=configuration
 # Changes made to cn=config at run time (ldapmodify on cn=config) do not survive a restart:
 # change this script instead. The database's access rules start with those for the
-# vmbackup service identities (vmbackup-access.ldif; the identities themselves are entries
-# the operator adds, see docs/deployment.md).
+# vmbackup service identities (vmbackup-access.ldif). The identities themselves
+# (vmbackup-identities.ldif: ou=vmbackup,ou=services,<base> with cn=vmbackup-control and
+# cn=vmbackup-node) are added at every start when missing; a password given for one
+# (LDAP_CONTROL_PASSWORD, LDAP_NODE_PASSWORD) replaces its userPassword at every start,
+# so it can be changed later, and without one the stored password is kept (until set,
+# the file's placeholder, which matches no password).
 #
 # Environment:
 #   LDAP_ADMIN_PASSWORD  (required) password of the root DN cn=admin,<base>
+#   LDAP_CONTROL_PASSWORD, LDAP_NODE_PASSWORD
+#                        optional: passwords of cn=vmbackup-control and cn=vmbackup-node
+#                        (ou=vmbackup,ou=services,<base>), stored hashed ({SSHA})
 #   LDAP_BASE_DN         suffix, default o=stepping-stone,c=ch (first RDN o= or dc=)
 #   LDAP_LOG_LEVEL       slapd -d level, default 0 (start-up and errors only); "stats"
 #                        logs every connection and operation
@@ -29,8 +36,8 @@
 #   LDAP_TLS_CA_FILE     optional: the CA certificates slapd sends along the chain
 #   SLAPD_URLS           listeners, default "ldap:/// ldapi:///" (and ldaps:/// with TLS)
 #   SLAPD_CONFIG_DIR, SLAPD_DATA_DIR, SLAPD_RUN_DIR, SLAPD_USER, SLAPD_GROUP,
-#   STONEY_SCHEMA, VMBACKUP_SCHEMA, SYSTEM_SCHEMA_DIR   paths and the account slapd runs
-#                        as; the defaults fit the image
+#   STONEY_SCHEMA, VMBACKUP_SCHEMA, VMBACKUP_ACCESS, VMBACKUP_IDENTITIES, SYSTEM_SCHEMA_DIR
+#                        paths and the account slapd runs as; the defaults fit the image
 set -euo pipefail
 
 LDAP_BASE_DN="${LDAP_BASE_DN:-o=stepping-stone,c=ch}"
@@ -53,6 +60,9 @@ STONEY_SCHEMA="${STONEY_SCHEMA:-/usr/local/share/vmbackup/stoney.ldif}"
 VMBACKUP_SCHEMA="${VMBACKUP_SCHEMA:-/usr/local/share/vmbackup/vmbackup.ldif}"
 VMBACKUP_ACCESS="${VMBACKUP_ACCESS:-/usr/local/share/vmbackup/vmbackup-access.ldif}"
 ACCESS_RULES="${ACCESS_RULES:-/usr/local/share/vmbackup/access-rules.sh}"
+VMBACKUP_IDENTITIES="${VMBACKUP_IDENTITIES:-/usr/local/share/vmbackup/vmbackup-identities.ldif}"
+# vmbackup-access.ldif and vmbackup-identities.ldif are written for this suffix.
+EXAMPLE_BASE_DN='o=stepping-stone,c=ch'
 SYSTEM_SCHEMA_DIR="${SYSTEM_SCHEMA_DIR:-/etc/ldap/schema}"
 # Written into the data volume: the suffix the data belongs to.
 SUFFIX_STAMP="$SLAPD_DATA_DIR/.vmbackup-suffix"
@@ -89,6 +99,7 @@ check_environment() {
   [[ -r "$STONEY_SCHEMA" ]] || die "missing the stoney schema $STONEY_SCHEMA"
   [[ -r "$VMBACKUP_SCHEMA" ]] || die "missing the vmbackup schema $VMBACKUP_SCHEMA"
   [[ -r "$VMBACKUP_ACCESS" ]] || die "missing the access rules $VMBACKUP_ACCESS"
+  [[ -r "$VMBACKUP_IDENTITIES" ]] || die "missing the service identities $VMBACKUP_IDENTITIES"
   if [[ -n "$LDAP_TLS_CERT_FILE" || -n "$LDAP_TLS_KEY_FILE" ]]; then
     [[ -n "$LDAP_TLS_CERT_FILE" && -n "$LDAP_TLS_KEY_FILE" ]] ||
       die "LDAP_TLS_CERT_FILE and LDAP_TLS_KEY_FILE go together: a certificate needs its key"
@@ -194,12 +205,23 @@ skeleton_ldif() {
   done
 }
 
+# hash_password DIR PASSWORD: the {SSHA} hash. The password reaches slappasswd through a
+# private file in DIR (removed again), never a command line.
+hash_password() {
+  local dir="$1" password="$2" hash
+  (umask 077 && printf '%s' "$password" >"$dir/password")
+  if ! hash="$(slappasswd -h '{SSHA}' -T "$dir/password")"; then
+    rm -f -- "$dir/password"
+    die "slappasswd could not hash a password"
+  fi
+  rm -f -- "$dir/password"
+  printf '%s' "$hash"
+}
+
 build_config() {
   local work hash
   work="$(mktemp -d)"
-  # The password reaches slappasswd through a private file, never the command line.
-  (umask 077 && printf '%s' "$LDAP_ADMIN_PASSWORD" >"$work/password")
-  hash="$(slappasswd -h '{SSHA}' -T "$work/password")"
+  hash="$(hash_password "$work" "$LDAP_ADMIN_PASSWORD")"
   config_ldif "$hash" >"$work/config.ldif"
   rm -rf -- "$SLAPD_CONFIG_DIR"
   # slapadd checks that olcDbDirectory exists.
@@ -211,6 +233,104 @@ build_config() {
   fi
   rm -rf -- "$work"
   log "cn=config generated: core, cosine, inetorgperson, stoney, vmbackup; suffix $LDAP_BASE_DN"
+}
+
+# The password given for a service identity, by the RDN of its DN (empty: none given).
+identity_password() {
+  case "$1" in
+    cn=vmbackup-control) printf '%s' "${LDAP_CONTROL_PASSWORD:-}" ;;
+    cn=vmbackup-node) printf '%s' "${LDAP_NODE_PASSWORD:-}" ;;
+  esac
+}
+
+# entry_exists DN: whether the (stopped) database holds the entry. (slapcat -s DN aborts
+# in bookworm's 2.5.13, hence a filter on entryDN, the DN escaped for it: RFC 4515.)
+entry_exists() {
+  local output value="$1"
+  value="${value//\\/\\5c}"
+  value="${value//\*/\\2a}"
+  value="${value//\(/\\28}"
+  value="${value//\)/\\29}"
+  if ! output="$(slapcat -F "$SLAPD_CONFIG_DIR" -b "$LDAP_BASE_DN" -a "(entryDN=$value)" 2>&1)"; then
+    printf '%s\n' "$output" >&2
+    die "slapcat could not look up $1"
+  fi
+  [[ "$output" == dn:* || "$output" == *$'\n'dn:* ]]
+}
+
+# The change records (for slapmodify) that bring the service identities of
+# VMBACKUP_IDENTITIES into the database: each entry it lacks is added as in the file (for
+# LDAP_BASE_DN), and an identity whose password is given gets that password's hash as
+# its userPassword. $1: a private directory for the hashes' password files.
+identities_ldif() {
+  local work="$1" line dn="" attr value password hash
+  local -a attrs=() values=()
+  # identity_record: the change record of the entry read so far.
+  identity_record() {
+    [[ -n "$dn" ]] || return 0
+    local i
+    password="$(identity_password "${dn%%,*}")"
+    hash=""
+    [[ -z "$password" ]] || hash="$(hash_password "$work" "$password")"
+    if ! entry_exists "$dn"; then
+      ldif_line dn "$dn"
+      printf 'changetype: add\n'
+      for i in "${!attrs[@]}"; do
+        if [[ "${attrs[i],,}" == userpassword && -n "$hash" ]]; then
+          ldif_line userPassword "$hash"
+        else
+          ldif_line "${attrs[i]}" "${values[i]}"
+        fi
+      done
+      printf '\n'
+      log "added $dn${hash:+ with its password}"
+    elif [[ -n "$hash" ]]; then
+      ldif_line dn "$dn"
+      printf 'changetype: modify\nreplace: userPassword\n'
+      ldif_line userPassword "$hash"
+      printf -- '-\n\n'
+      log "password of $dn set"
+    fi
+    dn="" attrs=() values=()
+  }
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    [[ "$line" == '#'* ]] && continue
+    if [[ -z "$line" ]]; then
+      identity_record
+      continue
+    fi
+    # The file is plain: no folded lines, no base64 values (the suffix is put in here).
+    [[ "$line" =~ ^([A-Za-z][A-Za-z0-9-]*):\ (.*)$ ]] ||
+      die "$VMBACKUP_IDENTITIES: cannot read the line '$line'"
+    attr="${BASH_REMATCH[1]}"
+    value="${BASH_REMATCH[2]//"$EXAMPLE_BASE_DN"/"$LDAP_BASE_DN"}"
+    if [[ "${attr,,}" == dn ]]; then
+      identity_record
+      dn="$value"
+    else
+      [[ -n "$dn" ]] || die "$VMBACKUP_IDENTITIES: '$attr' before the first dn"
+      attrs+=("$attr")
+      values+=("$value")
+    fi
+  done <"$VMBACKUP_IDENTITIES"
+  identity_record
+}
+
+# The service identities, added or given their passwords with slapmodify before slapd
+# starts (only the hashes are stored).
+apply_identities() {
+  local work
+  work="$(mktemp -d)"
+  # The hashes are in the LDIF: removed also when a step below dies.
+  trap 'rm -rf -- "$work"' EXIT
+  identities_ldif "$work" >"$work/identities.ldif"
+  if [[ -s "$work/identities.ldif" ]] &&
+    ! slapmodify -b "$LDAP_BASE_DN" -F "$SLAPD_CONFIG_DIR" -l "$work/identities.ldif" >"$work/slapmodify.log" 2>&1; then
+    cat -- "$work/slapmodify.log" >&2
+    die "slapmodify could not add the service identities or set their passwords"
+  fi
+  rm -rf -- "$work"
+  trap - EXIT
 }
 
 prepare_data() {
@@ -236,6 +356,7 @@ prepare_data() {
     fi
     log "existing directory for $LDAP_BASE_DN (indexes rebuilt)"
   fi
+  apply_identities
   if [[ "$(id -u)" -eq 0 ]]; then
     chown -R "$SLAPD_USER:$SLAPD_GROUP" "$SLAPD_CONFIG_DIR" "$SLAPD_DATA_DIR" "$SLAPD_RUN_DIR"
   fi
@@ -250,7 +371,7 @@ main() {
   if [[ "$(id -u)" -eq 0 ]]; then
     run_as=(-u "$SLAPD_USER" -g "$SLAPD_GROUP")
   fi
-  unset LDAP_ADMIN_PASSWORD
+  unset LDAP_ADMIN_PASSWORD LDAP_CONTROL_PASSWORD LDAP_NODE_PASSWORD
   log "starting slapd on $SLAPD_URLS"
   # -d keeps slapd in the foreground (PID 1 of the container) and logs to stderr.
   exec slapd -h "$SLAPD_URLS" -F "$SLAPD_CONFIG_DIR" "${run_as[@]}" -d "$LDAP_LOG_LEVEL"
