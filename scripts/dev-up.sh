@@ -23,6 +23,8 @@ export PATH="$PATH:/usr/sbin:/sbin"
 TEMPORAL_IP=127.0.0.1
 TEMPORAL_PORT=7233
 TEMPORAL_UI_PORT=8233
+# Where the UI asks `vmbackup codec-server` (its default port) to decrypt payloads.
+VMBACKUP_CODEC_ENDPOINT="http://127.0.0.1:8081"
 TEMPORAL_NAMESPACE=default
 TEMPORAL_PID="$VMBACKUP_DEV/temporal.pid"
 TEMPORAL_LOG="$VMBACKUP_DEV/temporal.log"
@@ -88,6 +90,7 @@ start_temporal() {
     setsid nohup "$TEMPORAL_BIN" server start-dev \
       --ip "$TEMPORAL_IP" --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
       --db-filename "$TEMPORAL_DB" --namespace "$TEMPORAL_NAMESPACE" \
+      --ui-codec-endpoint "$VMBACKUP_CODEC_ENDPOINT" \
       --search-attribute VmName=KeywordList --search-attribute Node=KeywordList \
       --log-level warn \
       </dev/null >>"$TEMPORAL_LOG" 2>&1 &
@@ -455,6 +458,7 @@ write_env() {
       "TEMPORAL_NAMESPACE=$TEMPORAL_NAMESPACE" \
       "TEMPORAL_UI_URL=http://$TEMPORAL_IP:$TEMPORAL_UI_PORT" \
       "TEMPORAL_CLI=$TEMPORAL_BIN" \
+      "VMBACKUP_CODEC_ENDPOINT=$VMBACKUP_CODEC_ENDPOINT" \
       "VMBACKUP_CODEC_KEYS_FILE=$CODEC_KEYS_FILE" \
       "LDAP_URL=$LDAPS_URL" \
       "LDAP_CA_FILE=$LDAP_TLS_DIR/ca.pem" \

@@ -56,26 +56,48 @@ async function cliHistory(workflowId: string, codecEndpoint?: string): Promise<s
   return [stdout, ...decoded].join('\n');
 }
 
-let codecServer: ResultPromise | undefined;
+const codecServers: ResultPromise[] = [];
 afterAll(async () => {
-  codecServer?.kill('SIGTERM');
-  await codecServer?.catch(() => undefined);
+  for (const server of codecServers) {
+    server.kill('SIGTERM');
+    await server.catch(() => undefined);
+  }
 });
 
-/** A real `vmbackup codec-server` on a free port; resolves with its URL. */
-async function startCodecServer(): Promise<string> {
-  codecServer = execa(process.execPath, [`${repoRoot}bin/vmbackup.mjs`, 'codec-server', '--port', '0'], {
-    cwd: repoRoot,
-  });
+/** A real `vmbackup codec-server` on `port` (0: a free one); resolves with its URL. */
+async function startCodecServer(port = 0): Promise<string> {
+  const server = execa(
+    process.execPath,
+    [`${repoRoot}bin/vmbackup.mjs`, 'codec-server', '--port', String(port)],
+    {
+      cwd: repoRoot,
+    },
+  );
+  codecServers.push(server);
   return new Promise((resolve, reject) => {
     let output = '';
-    codecServer!.stdout!.on('data', (chunk: Buffer) => {
+    server.stdout!.on('data', (chunk: Buffer) => {
       output += chunk.toString();
       const url = /listening on (http:\/\/\S+)/.exec(output)?.[1];
       if (url) resolve(url);
     });
-    codecServer!.catch((err: unknown) => reject(new Error(`codec server ended: ${String(err)}`)));
+    server.catch((err: unknown) => reject(new Error(`codec server ended: ${String(err)}`)));
   });
+}
+
+/** The first encrypted payload of a run's history, in the proto JSON the UI sends. */
+async function encryptedPayloadOf(workflowId: string): Promise<unknown> {
+  const args = ['workflow', 'show', '-w', workflowId, '-o', 'json', '--address', env['TEMPORAL_ADDRESS']!];
+  const { stdout } = await execa(env['TEMPORAL_CLI']!, [...args, '--namespace', env['TEMPORAL_NAMESPACE']!]);
+  const encoding = Buffer.from(ENCRYPTED_ENCODING).toString('base64');
+  let found: unknown;
+  JSON.parse(stdout, (_key, value: unknown) => {
+    const v = value as { metadata?: { encoding?: string } } | null;
+    if (found === undefined && v?.metadata?.encoding === encoding) found = v;
+    return value;
+  });
+  if (found === undefined) throw new Error(`no encrypted payload in the history of ${workflowId}`);
+  return found;
 }
 
 describe('payload encryption', () => {
@@ -167,5 +189,30 @@ describe('payload encryption', () => {
     } finally {
       await handle.delete();
     }
+  });
+
+  it("the Temporal UI is set to decode through the codec server's endpoint, which decodes a run's payloads for the UI's origin", async () => {
+    const settings = (await (await fetch(`${env['TEMPORAL_UI_URL']}/api/v1/settings`)).json()) as {
+      Codec?: { Endpoint?: string };
+    };
+    const endpoint = env['VMBACKUP_CODEC_ENDPOINT']!;
+    expect(settings.Codec?.Endpoint).toBe(endpoint);
+
+    const url = await startCodecServer(Number(new URL(endpoint).port));
+    const payload = await encryptedPayloadOf(vmWorkflowId(VM));
+    const answer = await fetch(`${url}/decode`, {
+      method: 'POST',
+      headers: {
+        Origin: uiOrigin,
+        'Content-Type': 'application/json',
+        'X-Namespace': env['TEMPORAL_NAMESPACE']!,
+      },
+      body: JSON.stringify({ payloads: [payload] }),
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('access-control-allow-origin')).toBe(uiOrigin);
+    const decoded = ((await answer.json()) as { payloads: Array<{ metadata: Record<string, string> }> })
+      .payloads;
+    expect(Buffer.from(decoded[0]!.metadata['encoding']!, 'base64').toString()).toBe('json/plain');
   });
 });
