@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { deleteBackup } from '../../src/activities/node/delete-backup';
 import { nodeDeps } from '../../src/activities/node/context';
 import { withDirectory } from '../../src/directory/connection';
-import type { BackupPlan } from '../../src/domain/plan';
+import { savePlan } from '../support/plans';
 import { backup, createVm, directory, leaves, listFiles, node, roots, tree } from '../support/harness';
 import { useTestNode } from '../support/lifecycle';
 
@@ -93,22 +93,7 @@ describe('deleteBackup on the node', () => {
   const runDate = '20240102T030405Z';
   const deps = nodeDeps(node);
   const vmDir = path.join(roots.backup, 'vmbt-del-node-pool', vm);
-  const plan: BackupPlan = {
-    level: 'vm',
-    dn: tree.vmBackup(vm),
-    backupRoot: roots.backup,
-    retainRoot: roots.retain,
-    imageFormat: 'qcow2',
-    imageOwner: 'root',
-    imageGroup: 'root',
-    imagePermission: 0o660,
-    mergeBandwidth: 0,
-    iterations: 1,
-    excluded: false,
-    forceStart: false,
-    restoreWithoutState: false,
-    mode: 'save',
-  };
+  const plan = savePlan(tree.vmBackup(vm), roots);
   const input = (backupDir: string, over: { vm?: string; runDate?: string } = {}) => ({
     vm,
     runDate,

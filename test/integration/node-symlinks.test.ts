@@ -14,7 +14,7 @@ import {
 import { retain } from '../../src/activities/node/retain';
 import { inspectForSnapshot, rollbackSnapshot, snapshot } from '../../src/activities/node/snapshot';
 import { nodeConfig } from '../../src/config';
-import type { BackupPlan } from '../../src/domain/plan';
+import { savePlan } from '../support/plans';
 import { loadDevEnv } from '../support/dev-env';
 
 loadDevEnv();
@@ -34,22 +34,7 @@ const disk = path.join(roots.images, 'vm-persistent', pool, `${vm}-vda.qcow2`);
 const vmDir = (root: string) => path.join(root, 'vm-persistent', pool, vm);
 const retainDir = path.join(vmDir(roots.retain), runDate);
 const backupDir = path.join(vmDir(roots.backup), runDate);
-const plan: BackupPlan = {
-  level: 'vm',
-  dn: 'ou=backup,sstVirtualMachine=vmbt-symlink,o=test',
-  backupRoot: roots.backup,
-  retainRoot: roots.retain,
-  imageFormat: 'qcow2',
-  imageOwner: 'root',
-  imageGroup: 'root',
-  imagePermission: 0o660,
-  mergeBandwidth: 0,
-  iterations: 1,
-  excluded: false,
-  forceStart: false,
-  restoreWithoutState: false,
-  mode: 'save',
-};
+const plan = savePlan('ou=backup,sstVirtualMachine=vmbt-symlink,o=test', roots);
 const input = { vm, runDate, disks: [{ target: 'vda', sourceFile: disk }], plan };
 const restoreInput = { ...input, xml: '<domain/>', withState: true, startAfter: false, shutdownSeconds: 1 };
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nodeDeps } from '../../src/activities/node/context';
 import { restoreMachine } from '../../src/activities/node/restore';
-import type { BackupPlan } from '../../src/domain/plan';
+import { savePlan } from '../support/plans';
 import { run } from '../../src/hypervisor/run';
 import { decideUpdate } from '../../src/workflows/messages';
 import type { RestoreVmResult } from '../../src/workflows/restore-vm';
@@ -134,22 +134,7 @@ describe('restore keeps what it replaces safe', () => {
     await fs.writeFile(outside, 'not an image of this VM\n');
     const link = path.join(path.dirname(disk.file), `${name}-link.qcow2`);
     await fs.symlink(outside, link);
-    const plan: BackupPlan = {
-      level: 'vm',
-      dn: tree.vmBackup(name),
-      backupRoot: roots.backup,
-      retainRoot: roots.retain,
-      imageFormat: 'qcow2',
-      imageOwner: 'root',
-      imageGroup: 'root',
-      imagePermission: 0o660,
-      mergeBandwidth: 0,
-      iterations: 1,
-      excluded: false,
-      forceStart: false,
-      restoreWithoutState: false,
-      mode: 'save',
-    };
+    const plan = savePlan(tree.vmBackup(name), roots);
     const hostile = {
       'qemu:commandline': backedUp
         .replace(/<domain\b[^>]*/, (d) => `${d} xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'`)
