@@ -10,12 +10,15 @@ import { WorkerProcess } from './worker-process';
  * scratch directory, and the sandbox VMs the tests create (pushed onto `vms`), removed
  * at the end.
  */
-export function useTestNode(node: string): { vms: string[]; scratch: () => string } {
+export function useTestNode(
+  node: string,
+  env: NodeJS.ProcessEnv = {},
+): { vms: string[]; scratch: () => string } {
   const vms: string[] = [];
   let worker: WorkerProcess | undefined;
   let scratch = '';
   beforeAll(async () => {
-    worker = await WorkerProcess.start(['node', '--node', node]);
+    worker = await WorkerProcess.start(['node', '--node', node], env);
     scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'vmbt-'));
   });
   afterAll(async () => {

@@ -23,6 +23,7 @@ describe('drive with a libvirt that does not answer', () => {
     const { result, beats } = await inActivity(() =>
       drive<number, Action, string>({
         step: 'merge',
+        vm: 'vm-1',
         observe: async () => {
           if (++calls <= 2) throw transient(new CommandTimeoutError('virsh domstate', 5));
           return calls;
@@ -44,6 +45,7 @@ describe('drive with a libvirt that does not answer', () => {
     const { result, beats } = await inActivity(() =>
       drive<number, Action, string>({
         step: 'merge',
+        vm: 'vm-1',
         observe: async () => acted,
         decide: (n) => (n < 2 ? act({ kind: 'start-pull', target: 'vda' }) : done('merged')),
         act: async () => {
@@ -70,6 +72,7 @@ describe('drive with a libvirt that does not answer', () => {
       inActivity(() =>
         drive<number, Action, string>({
           step: 'merge',
+          vm: 'vm-1',
           observe: async () => 0,
           decide: () => act({ kind: 'start-pull', target: 'vda' }),
           act: async () => {
@@ -85,6 +88,7 @@ describe('drive with a libvirt that does not answer', () => {
     const { beats } = await inActivity(() =>
       drive<number, Action, string>({
         step: 'merge',
+        vm: 'vm-1',
         observe: async () => Date.now() - started,
         decide: (ms) => (ms < 10_600 ? wait('block pull of vda 1024/4096') : done('merged')),
         act: async () => undefined,

@@ -8,6 +8,8 @@ import { heartbeat } from './context';
 export interface StepMachine<W, A extends Action, R> {
   /** `snapshot`, `merge`, …: names the step in heartbeats and crash points. */
   step: string;
+  /** The VM acted on: faults can be injected for one VM of a worker. */
+  vm: string;
   observe(): Promise<W>;
   decide(world: W): Decision<A, R>;
   act(action: A, world: W): Promise<void>;
@@ -67,7 +69,7 @@ export async function drive<W, A extends Action, R>(m: StepMachine<W, A, R>): Pr
         heartbeat({ step: m.step, action: describeAction(a) });
         failpoint(`${point}:before`);
         await pausepoint(`${point}:before`);
-        injectedFault(`${point}:fault`);
+        injectedFault(`${point}:fault`, m.vm);
         const disarm = failpointDuring(`${point}:during`);
         try {
           await keepingTransient(() => m.act(a, world));

@@ -36,10 +36,12 @@ export function failpointDuring(name: string): (() => void) | undefined {
 
 /**
  * Fault injection: VMBACKUP_FAULTS names actions that fail, every time, as a failing system
- * call would (a full disk does not heal by retrying either).
+ * call would (a full disk does not heal by retrying either); `<action>@<vm>` fails it for
+ * that VM only.
  */
-export function injectedFault(name: string): void {
-  if (process.env['VMBACKUP_FAULTS']?.split(',').includes(name))
+export function injectedFault(name: string, vm?: string): void {
+  const faults = process.env['VMBACKUP_FAULTS']?.split(',') ?? [];
+  if (faults.includes(name) || (vm !== undefined && faults.includes(`${name}@${vm}`)))
     throw new BackupError(ErrorCode.undefinedError, `injected fault at ${name}`);
 }
 

@@ -396,6 +396,7 @@ export function liveSnapshot(
   const commits = new Map<string, number>();
   return drive({
     step: 'snapshot',
+    vm: input.vm,
     observe: () => observeLive(deps, input, paths, commits),
     decide: decideLiveSnapshot,
     act: (a, w) => liveSnapshotAct(deps, input, paths, a, w),
@@ -407,6 +408,7 @@ export async function liveMerge(deps: NodeDeps, input: VmRunInput, paths: RunPat
   const commits = new Map<string, number>();
   await drive({
     step: 'merge',
+    vm: input.vm,
     observe: () => observeLive(deps, input, paths, commits),
     decide: decideLiveMerge,
     act: (a) => liveMergeAct(deps, input, paths, commits, a),
@@ -426,6 +428,7 @@ export async function liveRollback(
     await writeJournal(paths.layout.retainDir, { ...j, rollingBack: true });
   const outcome = await drive({
     step: 'rollback',
+    vm: input.vm,
     observe: () => observeLive(deps, input, paths, commits),
     decide: decideLiveRollback,
     act: (a) => liveRollbackAct(deps, input, paths, commits, a),

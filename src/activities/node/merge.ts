@@ -90,6 +90,7 @@ export async function merge(deps: NodeDeps, input: VmRunInput): Promise<MergeRes
   const pulls = new Map<string, number>();
   await drive({
     step: 'merge',
+    vm: input.vm,
     observe: () => observeMerge(deps, input, paths, pulls),
     decide: decideMerge,
     act: (a) => mergeAct(deps, input, paths, pulls, a),

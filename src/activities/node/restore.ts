@@ -90,6 +90,7 @@ async function unretain(
 ): Promise<void> {
   await drive({
     step: stepName,
+    vm,
     observe: () => observeUnretain(paths, files, vm),
     decide: decideUnretain,
     act: async (a: UnretainAction) => {
@@ -331,6 +332,7 @@ export async function restoreMachine(
   });
   await drive({
     step: 'restore',
+    vm: input.vm,
     observe: () => observeRestore(deps, input, paths, moves),
     decide: decideRestore,
     act: (a, w) => restoreAct(deps, input, paths, moves, a, w),

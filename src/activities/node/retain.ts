@@ -179,6 +179,7 @@ export async function retain(deps: NodeDeps, input: VmRunInput): Promise<RetainR
   const files = runFiles(paths);
   await drive({
     step: 'retain',
+    vm: input.vm,
     observe: () => observeRetain(input, paths, files),
     decide: decideRetain,
     act: (a) => retainAct(input, paths, files, a),

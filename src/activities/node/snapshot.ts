@@ -474,6 +474,7 @@ export async function snapshot(deps: NodeDeps, input: SnapshotInput): Promise<Sn
       return resultOf(await currentJournal(paths));
     await drive({
       step: 'snapshot',
+      vm: input.vm,
       observe: () => observeSnapshot(deps, input, paths),
       decide: decideSnapshot,
       act: (a, w) => snapshotAct(deps, input, paths, a, w, mode.fallback),
@@ -563,6 +564,7 @@ export async function rollbackSnapshot(
   if ((await readJournal(paths.layout.retainDir))?.mode === 'live') return liveRollback(deps, input, paths);
   return drive({
     step: 'rollback',
+    vm: input.vm,
     observe: () => observeSnapshot(deps, input, paths, true),
     decide: decideRollback,
     act: (a) => rollbackAct(deps, paths, a, input.vm),
