@@ -17,14 +17,28 @@ log "eslint ."
 npx --no-install eslint .
 log "prettier --check ."
 npx --no-install prettier --check .
-log "vitest run $*"
-report="$VMBACKUP_DEV/vitest-report.json"
-rm -f -- "$report"
 status=0
-npx --no-install vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+reports=()
+# vitest <report name> <vitest arguments...>
+vitest() {
+  local report="$VMBACKUP_DEV/vitest-$1.json"
+  shift
+  log "vitest run $*"
+  rm -f -- "$report"
+  npx --no-install vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+  [[ ! -f "$report" ]] || reports+=("$report")
+}
+if (($#)); then
+  vitest report "$@"
+else
+  # The unit tests share no service: two at a time. The others share one libvirtd, slapd and
+  # Temporal server and run one file at a time (vitest.config.ts).
+  vitest unit --fileParallelism --maxWorkers=2 test/unit
+  vitest integration test/integration test/replay
+fi
 # A plain closing line for CI: "N passed, N failed".
-if [[ -f "$report" ]]; then
+if ((${#reports[@]})); then
   # shellcheck disable=SC2016 # JavaScript, not shell
-  node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed`);' "$report"
+  node -e 'let p = 0, f = 0; for (const file of process.argv.slice(1)) { const r = JSON.parse(require("fs").readFileSync(file, "utf8")); p += r.numPassedTests; f += r.numFailedTests; } console.log(`${p} passed, ${f} failed`);' "${reports[@]}"
 fi
 exit "$status"
