@@ -1,4 +1,3 @@
-export { connectClient } from '../temporal/connect';
 import type { TemporalConfig } from '../config';
 
 /** Where an operator sees the run in the Temporal UI. */

@@ -7,7 +7,7 @@ import { runBackup } from './backup';
 import { listVmBackups } from './backups';
 import { runScheduleSync, startPeriodicSync } from './schedules';
 import { abortRestore, decideRestore, showRestore, startRestore } from './restore';
-import { connectClient } from './client';
+import { connectClient } from '../temporal/connect';
 import { runCodecServer } from './codec-server';
 
 const HELP: Record<string, string> = {

@@ -6,7 +6,7 @@ import {
   timingFromEnv,
 } from '../config';
 import { syncSchedules } from '../schedules/sync';
-import { connectClient } from './client';
+import { connectClient } from '../temporal/connect';
 
 type Out = (line: string) => void;
 

@@ -20,6 +20,12 @@ export function dataConverter(env: NodeJS.ProcessEnv = process.env): DataConvert
   return dataConverterFromEnv(env);
 }
 
+/** `{ dataConverter }` to spread into client, worker and replayer options; `{}` when payloads stay plain. */
+export function withDataConverter(env: NodeJS.ProcessEnv = process.env): { dataConverter?: DataConverter } {
+  const converter = dataConverter(env);
+  return converter ? { dataConverter: converter } : {};
+}
+
 export async function connectWorker(config: TemporalConfig): Promise<NativeConnection> {
   // Outside the try: an unreadable certificate is a configuration error, not an unreachable server.
   const security = await connectionSecurity(config);
@@ -41,12 +47,7 @@ export async function connectClient(
       connectTimeout: '10s',
       ...security,
     });
-    const converter = dataConverter(env);
-    return new Client({
-      connection,
-      namespace: config.namespace,
-      ...(converter ? { dataConverter: converter } : {}),
-    });
+    return new Client({ connection, namespace: config.namespace, ...withDataConverter(env) });
   } catch (err) {
     throw unreachable(config, err);
   }

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
 import { createDirectoryActivities } from '../activities/directory';
 import { CONTROL_TASK_QUEUE, directoryConfig, temporalConfig } from '../config';
-import { connectWorker, dataConverter } from './connection';
+import { connectWorker, withDataConverter } from '../temporal/connect';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -22,9 +22,4 @@ export async function createControlWorker(env: NodeJS.ProcessEnv = process.env):
     activities: createDirectoryActivities(directory),
     shutdownGraceTime: '30s',
   });
-}
-
-function withDataConverter(env: NodeJS.ProcessEnv) {
-  const converter = dataConverter(env);
-  return converter ? { dataConverter: converter } : {};
 }

@@ -4,7 +4,7 @@ import { setMaxParallelSaves } from '../activities/node/save-slots';
 import { directoryConfig, nodeConfig, nodeLimits, temporalConfig, type DirectoryConfig } from '../config';
 import { directoryPlacement } from '../activities/node/placement';
 import { nodeTaskQueue } from '../domain/names';
-import { connectWorker, dataConverter } from './connection';
+import { connectWorker, withDataConverter } from '../temporal/connect';
 
 /**
  * The node reads the directory itself, to check that a VM it is told to act on is its own:
@@ -40,9 +40,4 @@ export async function createNodeWorker(node: string, env: NodeJS.ProcessEnv = pr
     maxConcurrentActivityTaskExecutions: limits.maxParallelActivities,
     shutdownGraceTime: '5m',
   });
-}
-
-function withDataConverter(env: NodeJS.ProcessEnv) {
-  const converter = dataConverter(env);
-  return converter ? { dataConverter: converter } : {};
 }

@@ -1,1 +1,0 @@
-export { connectWorker, dataConverter } from '../temporal/connect';
