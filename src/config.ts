@@ -187,17 +187,8 @@ export function nodeConfig(env: Env = process.env): NodeConfig {
     libvirtRunDir: env['VMBACKUP_LIBVIRT_RUN_DIR']
       ? absolute(env, 'VMBACKUP_LIBVIRT_RUN_DIR')
       : '/run/libvirt/qemu',
-    liveMaxCopySeconds: positiveSeconds(env, 'VMBACKUP_LIVE_MAX_COPY_SECONDS', 120),
+    liveMaxCopySeconds: seconds(env, 'VMBACKUP_LIVE_MAX_COPY_SECONDS', 120),
   };
-}
-
-function positiveSeconds(env: Env, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0)
-    throw new ConfigError(`${name} must be a positive number of seconds, got ${JSON.stringify(raw)}`);
-  return n;
 }
 
 /** How much a node worker runs at once. */
