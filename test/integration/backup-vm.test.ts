@@ -6,6 +6,7 @@ import { PLACEHOLDER_STATE } from '../../src/activities/node/snapshot';
 import { SANDBOX_DISK_SIZE } from '../../src/dev/sandbox-vm';
 import { useTestNode } from '../support/lifecycle';
 import { modesIn, privateBackupModes } from '../support/modes';
+import { expectManifestOfBackup } from '../support/manifest';
 import {
   backingFileOf,
   backup,
@@ -27,7 +28,7 @@ const node = useTestNode(NODE);
 node.vms.push('vmbt-run2', 'vmbt-off');
 
 describe('backupVm', () => {
-  it('backs up a running VM with two disks: the guest keeps running and reading its data, and the backup holds exactly what it had at the snapshot', async () => {
+  it('backs up a running VM with two disks: the guest keeps running and reading its data, and the backup holds exactly what it had at the snapshot, with a manifest of its digests', async () => {
     const vm = await createVm({ name: 'vmbt-run2', node: NODE, disks: 2 });
     const a = { pattern: 0xa1, offset: 0, length: 4 * MiB };
     const b = { pattern: 0xb2, offset: MiB, length: 2 * MiB };
@@ -60,6 +61,7 @@ describe('backupVm', () => {
     expect(await listFiles(result.backupDir)).toEqual(
       [
         `${vm.name}.ldif.${date}`,
+        `${vm.name}.manifest.${date}`,
         `${vm.name}.state.${date}`,
         `${vm.name}.xml.${date}`,
         ...vm.disks.map((d) => `${path.basename(d.file)}.${date}`),
@@ -88,6 +90,8 @@ describe('backupVm', () => {
         vm.disks.map((d) => d.file),
       ),
     );
+    // Every file is in the manifest with the digest sha256sum computes.
+    await expectManifestOfBackup(result.backupDir, vm.name, date);
     // Nothing is left in the retain area or on the RAM disk.
     expect(await tree_of(roots.retain)).not.toContainEqual(expect.stringContaining(vm.name));
     expect(await tree_of(roots.ramDisk)).not.toContainEqual(expect.stringContaining(vm.name));

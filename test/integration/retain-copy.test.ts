@@ -14,6 +14,7 @@ import {
   roots,
   sameGuestContent,
 } from '../support/harness';
+import { expectManifestOfBackup } from '../support/manifest';
 import { WorkerProcess } from '../support/worker-process';
 
 const NODE = 'vmbt-node-c';
@@ -39,7 +40,7 @@ afterAll(async () => {
 });
 
 describe('retain onto another filesystem', () => {
-  it('copies to another filesystem: the backup holds the guest data byte for byte and does not grow on the way', async () => {
+  it('copies to another filesystem: the backup holds the guest data byte for byte, does not grow on the way, and its manifest has the digests of what was copied', async () => {
     await createVm({ name: VM, node: NODE, planOverrides: { sstBackupRootDirectory: `file://${otherFs}` } });
     const data = { pattern: 0x99, offset: 8 * MiB, length: 2 * MiB };
     await guestWrite(VM, 0, data);
@@ -56,5 +57,6 @@ describe('retain onto another filesystem', () => {
     expect(stat.blocks * 512).toBeLessThan(8 * MiB);
     expect((await fs.readdir(result.backupDir)).filter((f) => f.endsWith('.part'))).toEqual([]);
     expect((await run('stat', ['-f', '-c', '%T', result.backupDir])).trim()).toBe('tmpfs');
+    await expectManifestOfBackup(result.backupDir, VM, result.runDate);
   });
 });

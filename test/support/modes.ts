@@ -11,7 +11,7 @@ export async function modesIn(dir: string): Promise<Record<string, string>> {
 
 /**
  * What a finished backup's directory must look like: the directory not readable by others,
- * state, XML and LDIF root only, the images with the plan's permission (660 in the sandbox).
+ * state, XML, LDIF and manifest root only, the images with the plan's permission (660 in the sandbox).
  */
 export function privateBackupModes(vm: string, runDate: string, images: string[]): Record<string, string> {
   return {
@@ -19,6 +19,7 @@ export function privateBackupModes(vm: string, runDate: string, images: string[]
     [`${vm}.state.${runDate}`]: '600',
     [`${vm}.xml.${runDate}`]: '600',
     [`${vm}.ldif.${runDate}`]: '600',
+    [`${vm}.manifest.${runDate}`]: '600',
     ...Object.fromEntries(images.map((f) => [`${path.basename(f)}.${runDate}`, '660'])),
   };
 }

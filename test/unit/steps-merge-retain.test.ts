@@ -113,6 +113,7 @@ const retain = (over: Partial<RetainWorld> = {}): RetainWorld => ({
   blocking: [],
   files: [file('a', true, false), file('b', true, false)],
   strangers: [],
+  manifestExists: true,
   ...over,
 });
 
@@ -182,7 +183,22 @@ describe('decideRetain', () => {
       { files: [file('a', false, true)], strangers: ['x'] },
       'refuse',
     ],
+    [
+      'writes the manifest once every file is in the backup, before the retain directory goes',
+      { files: [file('a', false, true)], manifestExists: false },
+      'write-manifest',
+    ],
+    [
+      'writes no manifest while a file is still to move',
+      { files: [file('a', false, true), file('b', true, false)], manifestExists: false },
+      'move-file b',
+    ],
     ['clears the retain directory at the end', { files: [file('a', false, true)] }, 'clear-retain-dir'],
+    [
+      'is not done without a manifest, even when the retain directory is gone',
+      { retainDirExists: false, files: [file('a', false, true)], manifestExists: false },
+      'write-manifest',
+    ],
     [
       'is done when every file is in the backup',
       { retainDirExists: false, files: [file('a', false, true)] },

@@ -1,6 +1,7 @@
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { run } from '../../hypervisor/run';
+import { hashFile, hashingCopy, type FileDigest } from './hashing';
 
 export async function exists(p: string): Promise<boolean> {
   try {
@@ -119,30 +120,29 @@ export async function sameFilesystem(a: string, b: string): Promise<boolean> {
   return sa.dev === sb.dev;
 }
 
+interface CopyOptions {
+  onProgress?: () => void;
+  prepare?: (part: string) => Promise<void>;
+}
+
 /**
- * Copies `src` to `dst` sparse-aware through `<dst>.part`: the data is fsynced before the
- * rename, so a file at `dst` is always whole. A failed copy leaves no `.part` behind.
- * `prepare` runs on the finished `.part` (mode, owner) so that `dst` appears complete.
+ * Fills `<dst>.part` with `copyInto`, then renames it onto `dst`: the data is fsynced
+ * before the rename, so a file at `dst` is always whole. A failed copy leaves no `.part`
+ * behind. `prepare` runs on the finished `.part` (mode, owner) so that `dst` appears complete.
  */
-export async function durableCopy(
-  src: string,
+async function copyThroughPart<T>(
   dst: string,
-  options: { onProgress?: () => void; prepare?: (part: string) => Promise<void> } = {},
-): Promise<void> {
+  options: CopyOptions,
+  copyInto: (part: string) => Promise<T>,
+): Promise<T> {
   const part = `${dst}.part`;
   await unlinkIfThere(part);
-  // Made here, exclusively and owner-only; cp then writes into this regular file.
+  // Made here, exclusively and owner-only; the copy then writes into this regular file.
   await (await fs.open(part, CREATE_NEW, 0o600)).close();
   const timer = options.onProgress ? setInterval(options.onProgress, 2000) : undefined;
+  let result: T;
   try {
-    await run('cp', [
-      '--reflink=auto',
-      '--sparse=always',
-      '--preserve=mode,ownership,timestamps',
-      '--',
-      src,
-      part,
-    ]);
+    result = await copyInto(part);
     await options.prepare?.(part);
     await fsyncPath(part);
   } catch (err) {
@@ -152,17 +152,48 @@ export async function durableCopy(
     if (timer) clearInterval(timer);
   }
   await durableRename(part, dst);
+  return result;
+}
+
+/** Copies `src` to `dst` sparse-aware (and by reflink where the file system can) through `<dst>.part`. */
+export async function durableCopy(src: string, dst: string, options: CopyOptions = {}): Promise<void> {
+  await copyThroughPart(dst, options, async (part) => {
+    await run('cp', [
+      '--reflink=auto',
+      '--sparse=always',
+      '--preserve=mode,ownership,timestamps',
+      '--',
+      src,
+      part,
+    ]);
+  });
+}
+
+/**
+ * Puts `src` at `dst` and returns its digest, reading the data once: hashed then renamed
+ * on one filesystem, else hashed while it is copied (durably, through `<dst>.part`),
+ * leaving the source in place (removing it is a step of its own, taken once the copy is safe).
+ */
+export async function transferHashed(
+  src: string,
+  dst: string,
+  options: { onBytes?: (bytes: number) => void; prepare?: (file: string) => Promise<void> } = {},
+): Promise<FileDigest> {
+  if (await sameFilesystem(path.dirname(src), path.dirname(dst))) {
+    const digest = await hashFile(src, options.onBytes);
+    await options.prepare?.(src);
+    await durableRename(src, dst);
+    return digest;
+  }
+  const prepare = options.prepare;
+  return copyThroughPart(dst, prepare ? { prepare } : {}, (part) => hashingCopy(src, part, options.onBytes));
 }
 
 /**
  * Puts `src` at `dst`: a durable rename on one filesystem, else a durable copy that leaves
- * the source in place (removing it is a step of its own, taken once the copy is safe).
+ * the source in place.
  */
-export async function transferFile(
-  src: string,
-  dst: string,
-  options: { onProgress?: () => void; prepare?: (file: string) => Promise<void> } = {},
-): Promise<void> {
+async function transferFile(src: string, dst: string, options: CopyOptions = {}): Promise<void> {
   if (await sameFilesystem(path.dirname(src), path.dirname(dst))) {
     await options.prepare?.(src);
     await durableRename(src, dst);
@@ -175,11 +206,7 @@ export async function transferFile(
  * Moves a file: `transferFile`, then the source removed if it was copied. Re-running after
  * a crash at any point finishes the move.
  */
-export async function moveFile(
-  src: string,
-  dst: string,
-  options: { onProgress?: () => void; prepare?: (file: string) => Promise<void> } = {},
-): Promise<void> {
+export async function moveFile(src: string, dst: string, options: CopyOptions = {}): Promise<void> {
   if (!(await exists(src))) {
     if (!(await exists(dst))) throw new Error(`neither ${src} nor ${dst} exists`);
     // An earlier attempt moved it and may have died before its sync.

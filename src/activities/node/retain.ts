@@ -15,8 +15,11 @@ import {
   exists,
   setModeOwner,
   syncDir,
-  transferFile,
+  transferHashed,
+  writeFileAtomic,
 } from './files';
+import { hashFile } from './hashing';
+import { buildManifest, manifestFileName, type ManifestEntry } from '../../domain/manifest';
 import { backupImageMode, PRIVATE_FILE, runDirMode } from '../../domain/modes';
 import { heartbeat, resolveRunChecked, step, type NodeDeps, type RunPaths } from './context';
 import { disksDependingOnRetain } from './merge';
@@ -110,7 +113,51 @@ async function observeRetain(input: VmRunInput, paths: RunPaths, files: RetainFi
     blocking: retainDirExists ? await disksDependingOnRetain(paths) : [],
     files: views,
     strangers,
+    manifestExists: await exists(manifestPath(input, paths)),
   };
+}
+
+const manifestPath = (input: VmRunInput, paths: RunPaths) =>
+  path.join(paths.layout.backupDir, manifestFileName(input.vm, input.runDate));
+
+/** Digests taken while moving, kept until the manifest is written (a dot file: not a stranger). */
+const digestsPath = (paths: RunPaths) => path.join(paths.layout.retainDir, '.manifest-entries.json');
+
+async function readDigests(paths: RunPaths): Promise<ManifestEntry[]> {
+  try {
+    return JSON.parse(await fs.readFile(digestsPath(paths), 'utf8')) as ManifestEntry[];
+  } catch {
+    return []; // none yet, or torn by a crash: the files are hashed where they are
+  }
+}
+
+async function recordDigest(paths: RunPaths, entry: ManifestEntry): Promise<void> {
+  const kept = (await readDigests(paths)).filter((e) => e.name !== entry.name);
+  await writeFileAtomic(digestsPath(paths), JSON.stringify([...kept, entry]), PRIVATE_FILE);
+}
+
+/**
+ * The manifest from the digests taken while moving. A file moved by an attempt that died
+ * before recording its digest is hashed in the backup directory: read a second time only then.
+ */
+async function writeManifest(input: VmRunInput, paths: RunPaths, files: RetainFile[]): Promise<void> {
+  const recorded = (await exists(paths.layout.retainDir)) ? await readDigests(paths) : [];
+  const entries: ManifestEntry[] = [];
+  for (const f of files) {
+    const name = path.basename(f.to);
+    const size = (await fs.stat(f.to)).size;
+    const known = recorded.find((e) => e.name === name && e.size === size);
+    entries.push(
+      known ?? {
+        name,
+        ...(await hashFile(f.to, (bytes) =>
+          heartbeat({ step: 'retain', hashing: name, bytes, total: size }),
+        )),
+      },
+    );
+  }
+  const manifest = buildManifest(input.vm, input.runDate, entries, new Date());
+  await writeFileAtomic(manifestPath(input, paths), `${JSON.stringify(manifest, null, 2)}\n`, PRIVATE_FILE);
 }
 
 async function retainAct(
@@ -132,7 +179,9 @@ async function retainAct(
       );
     case 'move-file': {
       const f = file!;
-      const progress = () => heartbeat({ step: 'retain', file: a.target, of: files.length });
+      const total = (await fs.stat(f.from)).size;
+      const progress = (bytes: number) =>
+        heartbeat({ step: 'retain', file: a.target, of: files.length, bytes, total });
       // Mode and owner are set before the file appears under its final name.
       const prepare = async (p: string) => {
         if (!f.disk) return setModeOwner(p, { mode: PRIVATE_FILE });
@@ -145,7 +194,8 @@ async function retainAct(
       };
       return step(f.code, `retain ${path.basename(f.from)}`, async () => {
         try {
-          await transferFile(f.from, f.to, { onProgress: progress, prepare });
+          const digest = await transferHashed(f.from, f.to, { onBytes: progress, prepare });
+          await recordDigest(paths, { name: path.basename(f.to), ...digest });
         } catch (err) {
           // The room was checked before; something else filled the disk since. The copy left
           // no `.part`, the file is still in the retain directory: retrying once there is room
@@ -162,6 +212,10 @@ async function retainAct(
     }
     case 'remove-source':
       return step(ErrorCode.cannotRemoveFile, `remove ${file!.from}`, () => durableUnlink(file!.from));
+    case 'write-manifest':
+      return step(ErrorCode.copyFileToBackupFailed, `write the manifest of ${input.vm}`, () =>
+        writeManifest(input, paths, files),
+      );
     case 'clear-retain-dir':
       await fs.rm(paths.layout.retainDir, { recursive: true, force: true });
       await syncDir(path.dirname(paths.layout.retainDir));

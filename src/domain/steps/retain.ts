@@ -39,12 +39,15 @@ export interface RetainWorld {
   files: RetainFileView[];
   /** Files in the retain directory that are not the run's (nor our dot files). */
   strangers: string[];
+  /** The backup's manifest (sizes and SHA-256 of its files) is in the backup directory. */
+  manifestExists: boolean;
 }
 
 export const RETAIN_ACTIONS = [
   'create-backup-dir',
   'move-file',
   'remove-source',
+  'write-manifest',
   'clear-retain-dir',
 ] as const;
 export type RetainActionKind = (typeof RETAIN_ACTIONS)[number];
@@ -68,12 +71,14 @@ const one = (kind: RetainActionKind, target?: string) => act<RetainAction>({ kin
 
 /**
  * retain: every file of the run from the retain directory into the backup directory (a
- * rename on one filesystem, a durable copy otherwise), then the retain directory goes.
+ * rename on one filesystem, a durable copy otherwise), hashing each as it goes; then the
+ * manifest of their sizes and digests is written, and the retain directory goes.
  */
 export function decideRetain(w: RetainWorld): Decision<RetainAction, 'retained'> {
   if (!w.retainDirExists) {
     const missing = w.files.filter((f) => !f.atDestination);
-    if (missing.length === 0) return done('retained');
+    // A backup is complete with its manifest: written from the files where they now are.
+    if (missing.length === 0) return w.manifestExists ? done('retained') : one('write-manifest');
     return refuse(
       ErrorCode.missingFiles,
       `${missing.map((f) => f.name).join(', ')} missing from the backup of ${w.vm}`,
@@ -120,5 +125,7 @@ export function decideRetain(w: RetainWorld): Decision<RetainAction, 'retained'>
       ErrorCode.retainNotFullyDeleted,
       `the retain directory still holds ${w.strangers.join(', ')}`,
     );
+  // Before the retain directory goes: the digests taken while moving are kept there.
+  if (!w.manifestExists) return one('write-manifest');
   return one('clear-retain-dir');
 }
