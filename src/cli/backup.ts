@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { CONTROL_TASK_QUEUE, temporalConfig, timingFromEnv } from '../config';
 import { assertRunDate, assertVmName, formatRunDate } from '../domain/names';
 import type { BackupVmResult } from '../workflows/backup-vm';
 import type { BackupVmsResult, VmOutcome } from '../workflows/backup-vms';
 import { vmWorkflowId } from '../workflows/ids';
 import { VmNameKey } from '../workflows/search-attributes';
-import { uiLink } from './client';
+import { failureMessage, uiLink } from './client';
 
 export interface BackupCommand {
   vms: string[];
@@ -20,19 +20,6 @@ function describe(o: VmOutcome): string {
   }
   if (o.outcome === 'refused') return `${o.vm}: refused: ${o.message}`;
   return `${o.vm}: FAILED (error ${o.errorCode}): ${o.message}`;
-}
-
-function failureMessage(err: unknown): { code: number; message: string } {
-  let cause: unknown = err instanceof WorkflowFailedError ? err.cause : err;
-  const message = (cause as Error)?.message ?? String(err);
-  let code = 1;
-  while (cause && typeof cause === 'object') {
-    const details = (cause as { details?: unknown[] }).details;
-    const c = (details?.[0] as { code?: number } | undefined)?.code;
-    if (typeof c === 'number') code = c;
-    cause = (cause as { cause?: unknown }).cause;
-  }
-  return { code, message };
 }
 
 /** Starts the backup of one VM or of several together; with `wait`, prints each VM's outcome. */

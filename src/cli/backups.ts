@@ -26,11 +26,18 @@ export async function listVmBackups(
     out(`${vm} has no backups`);
     return 0;
   }
-  out(`${'date'.padEnd(18)} ${'state'.padEnd(28)} ${'size'.padStart(10)}  files`);
+  out(`${'date'.padEnd(18)} ${'state'.padEnd(28)} ${'verified'.padEnd(24)} ${'size'.padStart(10)}  files`);
   for (const r of rows) {
     const state = `${r.complete ? 'complete' : 'INCOMPLETE'} (${r.mode}, ${r.returnValue ?? '-'})`;
+    const v = r.verification;
+    const verified = v
+      ? `${v.outcome === 'failed' ? 'FAILED' : v.outcome} ${v.checkedAt.slice(0, 10)}`
+      : 'never';
     const files = r.files.length ? r.files.map((f) => f.name).join(' ') : '(no files)';
-    out(`${r.runDate.padEnd(18)} ${state.padEnd(28)} ${size(r.bytes).padStart(10)}  ${files}`);
+    out(
+      `${r.runDate.padEnd(18)} ${state.padEnd(28)} ${verified.padEnd(24)} ${size(r.bytes).padStart(10)}  ${files}`,
+    );
+    if (v?.outcome === 'failed' && v.summary) out(`  verification failed: ${v.summary}`);
   }
   return 0;
 }

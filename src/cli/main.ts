@@ -9,6 +9,7 @@ import { runScheduleSync, startPeriodicSync } from './schedules';
 import { abortRestore, decideRestore, showRestore, startRestore } from './restore';
 import { connectClient } from '../temporal/connect';
 import { runCodecServer } from './codec-server';
+import { runVerify } from './verify';
 
 const HELP: Record<string, string> = {
   main: `vmbackup — backup of libvirt VMs orchestrated by Temporal
@@ -19,7 +20,8 @@ Usage:
   vmbackup backup <vm...> [--wait]     back up one or several VMs
   vmbackup restore <vm> [--backup D]   start a restore and show its conflicts
   vmbackup restore decide|abort|status <vm>
-  vmbackup backups <vm>                list a VM's backups: date, state, size, files
+  vmbackup backups <vm>                list a VM's backups: date, state, verification, size, files
+  vmbackup verify <vm> [--backup D|--all]  re-read a backup against its manifest and check it
   vmbackup schedules sync [--dry-run]  make Temporal schedules match the backup plans
   vmbackup codec-server [--port N]     decrypt payloads for the Temporal UI and CLI
 
@@ -46,6 +48,15 @@ Reads every backup plan with cron fields (global, pool, VM) from the directory a
 creates, updates, pauses or deletes the Temporal schedules vmbackup-plan-* to match.
 Cron fields are local time in VMBACKUP_TIMEZONE (IANA, default UTC). Prints what it
 changed, or "no changes". --dry-run only prints what it would change.`,
+  verify: `Usage: vmbackup verify <vm> [--backup YYYYMMDDThhmmssZ | --all]
+
+Verifies backups of <vm> on its node (default: the latest complete one): every file is
+re-read once against the size and SHA-256 its manifest recorded at retain, the images pass
+\`qemu-img check\`, the state file is a libvirt save image (or the placeholder of a VM that
+was off), XML and LDIF parse and describe the same disks, and every disk has its image.
+The outcome is marked on the run leaf (shown by \`vmbackup backups\`) and written to
+<vm>.verify.<date> in the backup directory. Prints each bad file by name and what is
+wrong. Exit 0 when every backup passed (or has no manifest, said so), 1 when any failed.`,
   restore: `Usage:
   vmbackup restore <vm> [--backup YYYYMMDDThhmmssZ] [--decision-timeout <seconds>]
       Starts the restore of <vm> from that backup (default: the latest finished one),
@@ -155,6 +166,28 @@ async function main(argv: string[]): Promise<number> {
     return runScheduleSync(!!values['dry-run'], out);
   }
   if (command === 'codec-server') return runCodecServer(rest, out);
+  if (command === 'verify') {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: {
+        backup: { type: 'string' },
+        all: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: true,
+    });
+    if (values.help) return (out(HELP['verify']!), 0);
+    if (positionals.length !== 1 || (values.backup !== undefined && values.all)) {
+      console.error(HELP['verify']);
+      return 2;
+    }
+    const client = await connectClient(temporalConfig());
+    try {
+      return await runVerify(client, { vm: positionals[0]!, backup: values.backup, all: !!values.all }, out);
+    } finally {
+      await client.connection.close();
+    }
+  }
   if (command === 'restore') {
     const { values, positionals } = parseArgs({
       args: rest,

@@ -3,6 +3,7 @@ import type { StoneyTree } from './dn';
 import { formatRunDate } from '../domain/names';
 import type { LeafUpdate } from '../domain/protocol';
 import { BackupError, ErrorCode } from '../domain/errors';
+import { parseMark, VERIFICATION_DESCRIPTION, type VerificationMark } from '../domain/verification';
 
 /** Creates `ou=<date>,ou=backup,<vm>` (and `ou=backup` if missing) in mode `initialize`; idempotent. */
 export async function initializeLeaf(
@@ -81,6 +82,31 @@ export interface LeafState {
   executionTimes: string[];
   /** The backup directory the run recorded; undefined on leaves from before the record. */
   backupDir: string | undefined;
+  /** The last verification of the backup; undefined when it was never verified. */
+  verification?: VerificationMark | undefined;
+}
+
+/**
+ * Marks a run's backup with its last verification (one `description` value, replacing the
+ * previous one). False when the leaf is gone: retention deleted the backup meanwhile.
+ */
+export async function markLeafVerification(
+  dir: Directory,
+  tree: StoneyTree,
+  vm: string,
+  runDate: string,
+  mark: string,
+): Promise<boolean> {
+  const leaf = tree.runLeaf(vm, runDate);
+  const current = await dir.read(leaf, ['description']);
+  if (!current) return false;
+  await dir.replace(leaf, {
+    description: [
+      ...(current.attributes['description'] ?? []).filter((d) => !d.startsWith(VERIFICATION_DESCRIPTION)),
+      mark,
+    ],
+  });
+  return true;
 }
 
 export async function readLeaves(dir: Directory, tree: StoneyTree, vm: string): Promise<LeafState[]> {
@@ -98,6 +124,7 @@ export async function readLeaves(dir: Directory, tree: StoneyTree, vm: string): 
       backupDir: a['description']
         ?.find((d) => d.startsWith(BACKUP_DIR_DESCRIPTION))
         ?.slice(BACKUP_DIR_DESCRIPTION.length),
+      verification: a['description']?.map(parseMark).find((m) => m !== undefined),
     }))
     .sort((x, y) => x.runDate.localeCompare(y.runDate));
 }

@@ -59,13 +59,25 @@ export async function createOverlay(file: string, backing: string, virtualSize: 
   );
 }
 
-export async function check(file: string): Promise<{ ok: boolean; output: string }> {
+/** The qcow2 `file` opened without its backing chain: for questions about the file alone. */
+const withoutBacking = (file: string) =>
+  `json:${JSON.stringify({ driver: 'qcow2', backing: null, file: { driver: 'file', filename: file } })}`;
+
+/**
+ * `qemu-img check` of an image; `alone` checks the qcow2 file's own metadata without
+ * opening its backing chain (a backup image must be checkable wherever its base lives).
+ */
+export async function check(file: string, alone = false): Promise<{ ok: boolean; output: string }> {
   try {
     // It reads all of a large image's metadata: bounded like the long libvirt calls.
-    const output = await run('qemu-img', ['check', '-U', '--', file], {
-      kind: 'long',
-      label: 'qemu-img check',
-    });
+    const output = await run(
+      'qemu-img',
+      ['check', '-U', ...(alone ? [withoutBacking(file)] : ['--', file])],
+      {
+        kind: 'long',
+        label: 'qemu-img check',
+      },
+    );
     return { ok: true, output };
   } catch (err) {
     // Out of time is not corrupt.
@@ -80,9 +92,8 @@ export async function check(file: string): Promise<{ ok: boolean; output: string
  * backing file is not (or no longer) there.
  */
 export async function topHasData(file: string): Promise<boolean> {
-  const spec = JSON.stringify({ driver: 'qcow2', backing: null, file: { driver: 'file', filename: file } });
   const map = JSON.parse(
-    await run('qemu-img', ['map', '-U', '--output=json', `json:${spec}`], metadata('map')),
+    await run('qemu-img', ['map', '-U', '--output=json', withoutBacking(file)], metadata('map')),
   ) as Array<{
     present?: boolean;
     data: boolean;

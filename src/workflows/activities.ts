@@ -53,5 +53,18 @@ export function nodeActivities(node: string, timing: Timing) {
       // No maximumAttempts: unlimited.
     },
   });
-  return { probe, work };
+  // Reads of kept backups (verification): as long as a multi-GiB read takes, but given up
+  // after a few attempts, since they change nothing; the next scheduled run tries again.
+  const verify = proxyActivities<NodeActivities>({
+    taskQueue,
+    scheduleToStartTimeout: `${timing.nodeWaitSeconds}s`,
+    startToCloseTimeout: '12h',
+    heartbeatTimeout: `${timing.heartbeatSeconds}s`,
+    retry: {
+      maximumAttempts: 5,
+      initialInterval: '1s',
+      maximumInterval: `${timing.retryMaxSeconds ?? 60}s`,
+    },
+  });
+  return { probe, work, verify };
 }

@@ -1,6 +1,7 @@
 import type { BackupFiles } from '../activities/node/describe-backups';
 import type { Timing } from '../config';
 import { isCompleteRun } from '../domain/runs';
+import type { VerificationMark } from '../domain/verification';
 import { directory, nodeActivities } from './activities';
 
 export interface BackupListing {
@@ -11,6 +12,8 @@ export interface BackupListing {
   backupDir: string;
   files: BackupFiles['files'];
   bytes: number;
+  /** The last verification, as marked on the run leaf; absent when never verified. */
+  verification?: VerificationMark | undefined;
 }
 
 /** A VM's backups as the directory and its node see them: leaf state and the files present. */
@@ -33,5 +36,6 @@ export async function listBackups(input: { vm: string; timing: Timing }): Promis
     backupDir: files[i]!.backupDir,
     files: files[i]!.files,
     bytes: files[i]!.bytes,
+    ...(r.verification && { verification: r.verification }),
   }));
 }

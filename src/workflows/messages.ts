@@ -59,3 +59,13 @@ export const decideUpdate = defineUpdate<RestoreStatus, [RestoreDecision]>('deci
 export const decideSignal = defineSignal<[RestoreDecision]>('decide');
 export const abortUpdate = defineUpdate<RestoreStatus, [{ reason?: string }]>('abort');
 export const abortSignal = defineSignal<[{ reason?: string }]>('abort');
+
+export interface VerifyProgress {
+  vm: string;
+  stage: 'loading' | 'verifying' | 'finished';
+  /** The backup being verified now. */
+  current?: string | undefined;
+  done: Array<{ runDate: string; outcome: string }>;
+}
+
+export const verifyProgress = defineQuery<VerifyProgress>('verifyProgress');

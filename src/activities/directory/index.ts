@@ -1,7 +1,13 @@
 import type { DirectoryConfig } from '../../config';
 import { withDirectory } from '../../directory/connection';
 import { StoneyTree } from '../../directory/dn';
-import { initializeLeaf, readLeaves, updateLeaf, type LeafState } from '../../directory/run-leaf';
+import {
+  initializeLeaf,
+  markLeafVerification,
+  readLeaves,
+  updateLeaf,
+  type LeafState,
+} from '../../directory/run-leaf';
 import { exportVmLdif, readPlan, readVm } from '../../directory/vm-directory';
 import { BackupError, ErrorCode } from '../../domain/errors';
 import { assertRunDate, assertVmName } from '../../domain/names';
@@ -13,6 +19,7 @@ import { nightlyCandidates, readPlanSchedules, removeLeaf } from '../../director
 import { selectForNightly, type NightlySelection } from '../../domain/nightly';
 import type { PlanRef, PlanSchedule } from '../../domain/schedules';
 import { parseLdif } from '../../directory/ldif-parse';
+import { VERIFICATION_DESCRIPTION } from '../../domain/verification';
 import { chooseBackup, writeVmEntries } from '../../directory/restore-directory';
 import {
   findConflicts,
@@ -157,7 +164,45 @@ export function createDirectoryActivities(config: DirectoryConfig) {
       assertVmName(vm);
       return directory((dir) => readLeaves(dir, tree, vm));
     }),
+    /** The verification mark of one backup (see domain/verification); false when its leaf is gone. */
+    markVerification: asFailure(async (vm: string, runDate: string, mark: string): Promise<boolean> => {
+      assertVmName(vm);
+      assertRunDate(runDate);
+      if (!mark.startsWith(VERIFICATION_DESCRIPTION) || mark.includes('\n'))
+        throw new BackupError(ErrorCode.unsupportedConfigurationValue, 'not a verification mark');
+      return directory((dir) => markLeafVerification(dir, tree, vm, runDate, mark));
+    }),
+    /** Every VM of the directory with its node and its runs: what scheduled verification looks at. */
+    listFleetRuns: asFailure(async (): Promise<FleetRuns[]> =>
+      directory(async (dir) => {
+        const vms = await dir.search(
+          tree.virtualMachines,
+          'one',
+          '(objectClass=sstVirtualizationVirtualMachine)',
+          ['sstVirtualMachine', 'sstNode'],
+        );
+        const out: FleetRuns[] = [];
+        for (const v of vms) {
+          const vm = v.attributes['sstvirtualmachine']?.[0];
+          const node = v.attributes['sstnode']?.[0];
+          if (!vm || !node) continue;
+          try {
+            assertVmName(vm);
+          } catch {
+            continue; // a name the node would refuse: never verified through here
+          }
+          out.push({ vm, node, runs: await readLeaves(dir, tree, vm) });
+        }
+        return out.sort((a, b) => a.vm.localeCompare(b.vm));
+      }),
+    ),
   };
+}
+
+export interface FleetRuns {
+  vm: string;
+  node: string;
+  runs: LeafState[];
 }
 
 export type DirectoryActivities = ReturnType<typeof createDirectoryActivities>;

@@ -3,18 +3,11 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { BackupError, ErrorCode } from '../../domain/errors';
 import { assertRunDate, assertVmName } from '../../domain/names';
-import { isInside } from '../../domain/paths';
 import { syncDir } from './files';
-import { resolveRun, type NodeDeps } from './context';
-import type { VmRunInput } from './types';
+import type { NodeDeps } from './context';
+import { realBackupDir, recordedBackupDir, type BackupRef } from './backup-dir';
 
-export interface DeleteBackupInput extends VmRunInput {
-  /**
-   * The backup directory the run recorded on its leaf when it was retained. Absent on
-   * leaves from before the record: then today's plan and disks locate it.
-   */
-  backupDir?: string | undefined;
-}
+export type DeleteBackupInput = BackupRef;
 
 export interface DeleteBackupResult {
   deleted: boolean;
@@ -22,9 +15,12 @@ export interface DeleteBackupResult {
   files: string[];
 }
 
-/** Names the project writes into a run's backup directory: `<name>.<date>`, and `.part` while copying. */
+/**
+ * Names the project writes into a run's backup directory: `<name>.<date>`, `.part` while
+ * copying, `.tmp` while writing a small file (manifest, verification, drill result).
+ */
 function writtenByRun(name: string, runDate: string): boolean {
-  return name.endsWith(`.${runDate}`) || name.endsWith(`.${runDate}.part`);
+  return [`.${runDate}`, `.${runDate}.part`, `.${runDate}.tmp`].some((end) => name.endsWith(end));
 }
 
 /**
@@ -40,28 +36,14 @@ export async function deleteBackup(deps: NodeDeps, input: DeleteBackupInput): Pr
   assertVmName(input.vm);
   assertRunDate(input.runDate);
   const { vm, runDate } = input;
-  const dir = input.backupDir ?? resolveRun(deps, input).layout.backupDir;
+  const dir = recordedBackupDir(deps, input);
   const refuse = (why: string) =>
     new BackupError(
       ErrorCode.cannotRemoveFile,
       `refusing to delete ${dir} (backup ${runDate} of ${vm}): ${why}`,
     );
 
-  if (
-    typeof dir !== 'string' ||
-    !path.posix.isAbsolute(dir) ||
-    dir.includes('\0') ||
-    dir.split('/').includes('..')
-  )
-    throw refuse('not an absolute path');
-  const roots = deps.config.storageRoots;
-  if (!roots.some((root) => isInside(root, dir)))
-    throw refuse(`outside the storage roots (${roots.join(', ')})`);
-
-  const real = await fs.realpath(dir).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return undefined;
-    throw err;
-  });
+  const real = await realBackupDir(deps, input, refuse);
   if (real === undefined) {
     // A retry after a worker died between removing the directory and reporting it finds
     // nothing either; only a first attempt knows that someone else moved it.
@@ -71,12 +53,6 @@ export async function deleteBackup(deps: NodeDeps, input: DeleteBackupInput): Pr
       `backup ${runDate} of ${vm} not found: ${dir} does not exist (moved or deleted by hand?); its leaf is kept`,
     );
   }
-  const realRoots = await Promise.all(roots.map((r) => fs.realpath(r).catch(() => undefined)));
-  if (!realRoots.some((r) => r !== undefined && r !== real && isInside(r, real)))
-    throw refuse(`resolves to ${real}, outside the storage roots`);
-  if (path.basename(real) !== runDate) throw refuse(`${real} is not named after the run date`);
-  if (path.basename(path.dirname(real)) !== vm) throw refuse(`${real} is not in a directory named ${vm}`);
-  if (!(await fs.lstat(real)).isDirectory()) throw refuse(`${real} is not a directory`);
 
   const entries = await fs.readdir(real, { withFileTypes: true });
   const foreign = entries.filter((e) => !e.isFile() || !writtenByRun(e.name, runDate)).map((e) => e.name);

@@ -9,6 +9,7 @@ import { deleteBackup } from './delete-backup';
 import { describeBackups } from './describe-backups';
 import { merge } from './merge';
 import { retain } from './retain';
+import { verifyBackup } from './verify';
 import { saveSpan } from './save-slots';
 import { inspectForSnapshot, rollbackSnapshot, snapshot } from './snapshot';
 import type { SnapshotInput, VmRunInput } from './types';
@@ -45,7 +46,17 @@ export function createNodeActivities(config: NodeConfig, placement: PlacementChe
           }),
         ),
       );
+  // Reads of a kept backup: placement checked, but not queued behind the VM's backup steps,
+  // so that a long verification never delays the nightly snapshot.
+  const placedRead =
+    <I extends VmRunInput, R>(fn: (d: typeof deps, input: I) => Promise<R>) =>
+    (input: I) =>
+      heartbeating(async () => {
+        await placement(String(input?.vm), async () => false);
+        return fn(deps, input);
+      });
   return {
+    verifyBackup: asFailure(placedRead(verifyBackup)),
     inspectForSnapshot: asFailure(guarded(inspectForSnapshot)),
     // Read-only and brief: not queued behind the VM's running step.
     saveSpan: asFailure((input: VmRunInput) => saveSpan(deps, input)),
