@@ -260,7 +260,13 @@ async function applyRetention(
   try {
     const runs = await directory.listRuns(vm);
     const expired = expiredBackups(
-      runs.map((r) => ({ runDate: r.runDate, complete: isCompleteRun(r), beingDeleted: isBeingDeleted(r) })),
+      // Recorded runs had no verification marks: the same decision replays.
+      runs.map((r) => ({
+        runDate: r.runDate,
+        complete: isCompleteRun(r),
+        beingDeleted: isBeingDeleted(r),
+        verified: r.verification?.outcome,
+      })),
       run.plan.iterations,
     );
     for (const date of expired) {

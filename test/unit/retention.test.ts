@@ -115,3 +115,42 @@ describe('expiredBackups retries unfinished deletions', () => {
     expect(expiredBackups([stuck(D1), ok(D2), failed(D3)], 1)).toEqual([]);
   });
 });
+
+describe('expiredBackups keeps the newest backup that passed verification', () => {
+  const checked = (runDate: string, verified: RunSummary['verified']): RunSummary => ({
+    runDate,
+    complete: true,
+    verified,
+  });
+
+  it('keeps the newest passed backup when the kept one failed verification', () => {
+    expect(expiredBackups([checked(D1, 'passed'), checked(D2, 'passed'), checked(D3, 'failed')], 1)).toEqual([
+      D1,
+    ]);
+  });
+
+  it('keeps it when the kept ones are not verified yet', () => {
+    expect(expiredBackups([checked(D1, 'passed'), ok(D2), ok(D3)], 2)).toEqual([]);
+  });
+
+  it('deletes older passed backups once the kept one passed too', () => {
+    expect(expiredBackups([checked(D1, 'passed'), checked(D2, 'passed'), checked(D3, 'passed')], 1)).toEqual([
+      D1,
+      D2,
+    ]);
+  });
+
+  it('keeps only the newest passed backup beside an unverified kept one', () => {
+    expect(expiredBackups([checked(D1, 'passed'), checked(D2, 'passed'), ok(D3)], 1)).toEqual([D1]);
+  });
+
+  it('keeps only the newest passed one, not every older passed backup', () => {
+    expect(
+      expiredBackups([checked(D1, 'passed'), checked(D2, 'passed'), checked(D3, 'failed'), ok(D4)], 2),
+    ).toEqual([D1]);
+  });
+
+  it('counts a backup without manifest as not proven', () => {
+    expect(expiredBackups([checked(D1, 'passed'), checked(D2, 'no-manifest')], 1)).toEqual([]);
+  });
+});
