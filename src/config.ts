@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { maintenanceCron, type MaintenanceSchedule } from './domain/schedules';
 
 /** Settings come from the environment only; `.dev/env` is the embedded default. */
 export class ConfigError extends Error {
@@ -246,6 +247,43 @@ export function scheduleTimezone(env: Env = process.env): string {
     );
   }
   return tz;
+}
+
+/** Days within which every kept backup is verified again (VMBACKUP_VERIFY_WINDOW_DAYS, default 7). */
+export function verifyWindowDays(env: Env = process.env): number {
+  const v = env['VMBACKUP_VERIFY_WINDOW_DAYS'];
+  if (v === undefined || v === '') return 7;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new ConfigError(
+      `VMBACKUP_VERIFY_WINDOW_DAYS must be a positive number of days, got ${JSON.stringify(v)}`,
+    );
+  return n;
+}
+
+/**
+ * The fleet-wide schedules beside the backup plans: daily verification of the backups not
+ * verified within the window (VMBACKUP_VERIFY_CRON, default 13:30 local, `off` to turn off).
+ */
+export function maintenanceSchedules(env: Env = process.env): MaintenanceSchedule[] {
+  const timezone = scheduleTimezone(env);
+  const cron = (name: string, fallback: string) => {
+    try {
+      return maintenanceCron(env[name], fallback, name);
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+  };
+  return [
+    {
+      id: 'vmbackup-verify',
+      workflowType: 'verifyFleet',
+      cron: cron('VMBACKUP_VERIFY_CRON', '30 13 * * *'),
+      timezone,
+      note: 'verifies every kept backup not verified within the window, one at a time per node',
+      input: { windowDays: verifyWindowDays(env) },
+    },
+  ];
 }
 
 /** Minutes between the control worker's schedule syncs; 0 turns them off. */

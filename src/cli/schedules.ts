@@ -1,5 +1,6 @@
 import {
   directoryConfig,
+  maintenanceSchedules,
   scheduleSyncMinutes,
   scheduleTimezone,
   temporalConfig,
@@ -17,6 +18,7 @@ export async function runScheduleSync(dryRun: boolean, out: Out): Promise<number
       timezone: scheduleTimezone(),
       timing: timingFromEnv(),
       dryRun,
+      maintenance: maintenanceSchedules(),
     });
     lines.forEach(out);
     return 0;
@@ -33,6 +35,7 @@ export async function startPeriodicSync(out: Out): Promise<() => void> {
   const minutes = scheduleSyncMinutes();
   if (minutes === 0) return () => undefined;
   const timezone = scheduleTimezone();
+  const maintenance = maintenanceSchedules();
   const client = await connectClient(temporalConfig());
   let running = false;
   const sync = async () => {
@@ -43,6 +46,7 @@ export async function startPeriodicSync(out: Out): Promise<() => void> {
         timezone,
         timing: timingFromEnv(),
         dryRun: false,
+        maintenance,
       });
       if (lines.join() !== 'no changes') lines.forEach((l) => out(`schedule sync: ${l}`));
     } catch (err) {

@@ -158,7 +158,7 @@ async function addVmEntries(
     Object.entries(spec.plan ?? defaultPlan(spec)).filter(([, v]) => v !== undefined),
   ) as Record<string, string>;
   const cron = 'sstCronMinute' in plan ? ['sstCronObjectClass'] : [];
-  const mode = 'vmbackupMode' in plan ? ['vmbackupPlanObjectClass'] : [];
+  const mode = 'vmbackupMode' in plan || 'vmbackupVerifyDays' in plan ? ['vmbackupPlanObjectClass'] : [];
   await dir.add(tree.vmBackup(spec.name), {
     objectClass: ['top', 'organizationalUnit', 'sstVirtualizationBackupObjectClass', ...cron, ...mode],
     ou: 'backup',

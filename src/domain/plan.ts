@@ -34,6 +34,8 @@ export interface BackupPlan {
   restoreWithoutState: boolean;
   /** From the chosen plan entry's `vmbackupMode`; `live` when it has none. */
   mode: BackupMode;
+  /** `vmbackupVerifyDays`: the plan's own verification window; the global setting when absent. */
+  verifyDays?: number | undefined;
 }
 
 export const BACKUP_CLASS = 'sstvirtualizationbackupobjectclass';
@@ -205,5 +207,8 @@ export function parsePlan(level: PlanLevel, dn: string, entry: Attributes): Back
       false,
     ),
     mode: parseMode(single(entry, 'vmbackupMode'), dn),
+    ...(single(entry, 'vmbackupVerifyDays') !== undefined && {
+      verifyDays: parseInteger(single(entry, 'vmbackupVerifyDays'), 'vmbackupVerifyDays', 7, 1, 366),
+    }),
   };
 }

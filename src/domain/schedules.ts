@@ -101,3 +101,49 @@ export function describeChanges(c: ScheduleChanges): string[] {
   ];
   return lines.length ? lines : ['no changes'];
 }
+
+/**
+ * Fleet-wide schedules that are not backup plans: scheduled verification (and drills). Each
+ * runs one workflow type on the control queue at a cron time from the environment, or is
+ * absent when its cron is `off`.
+ */
+export interface MaintenanceSchedule {
+  id: string;
+  workflowType: string;
+  /** Five cron fields, or `off`. */
+  cron: string;
+  timezone: string;
+  /** What the schedule is for, kept as its note for operators. */
+  note: string;
+  /** The workflow's input besides the timing, which the sync adds. */
+  input: Record<string, unknown>;
+}
+
+export type MaintenanceChange =
+  { kind: 'create' | 'update'; schedule: MaintenanceSchedule } | { kind: 'delete'; id: string };
+
+/** What to change so that a maintenance schedule matches its setting. */
+export function diffMaintenance(
+  desired: MaintenanceSchedule,
+  existing: ExistingSchedule | undefined,
+): MaintenanceChange | undefined {
+  if (desired.cron === 'off') return existing ? { kind: 'delete', id: desired.id } : undefined;
+  if (!existing) return { kind: 'create', schedule: desired };
+  if (existing.cron !== desired.cron || existing.timezone !== desired.timezone)
+    return { kind: 'update', schedule: desired };
+  return undefined;
+}
+
+export function describeMaintenance(c: MaintenanceChange): string {
+  if (c.kind === 'delete') return `deleted ${c.id} (turned off)`;
+  return `${c.kind}d ${c.schedule.id}: '${c.schedule.cron}' ${c.schedule.timezone} (${c.schedule.note})`;
+}
+
+const CRON = /^\s*\S+\s+\S+\s+\S+\s+\S+\s+\S+\s*$/;
+
+/** A cron setting from the environment: five fields or `off`, anything else is refused. */
+export function maintenanceCron(value: string | undefined, fallback: string, variable: string): string {
+  const v = (value ?? fallback).trim();
+  if (v === 'off' || CRON.test(v)) return v.replace(/\s+/g, ' ');
+  throw new Error(`${variable} must be five cron fields or off, got ${JSON.stringify(value)}`);
+}

@@ -9,14 +9,19 @@ import {
   desiredSchedules,
   diffSchedules,
   SCHEDULE_PREFIX,
+  describeMaintenance,
+  diffMaintenance,
   type DesiredSchedule,
   type ExistingSchedule,
+  type MaintenanceSchedule,
 } from '../domain/schedules';
 
 export interface SyncOptions {
   timezone: string;
   timing: Timing;
   dryRun: boolean;
+  /** Verification (and other fleet-wide) schedules to keep in line as well. */
+  maintenance?: readonly MaintenanceSchedule[] | undefined;
 }
 
 /** What a schedule was made from, kept in its memo: describe() returns the spec in another form. */
@@ -68,6 +73,42 @@ async function create(client: Client, d: DesiredSchedule, timing: Timing): Promi
   });
 }
 
+async function createMaintenance(client: Client, m: MaintenanceSchedule, timing: Timing): Promise<void> {
+  await client.schedule.create({
+    scheduleId: m.id,
+    spec: { cronExpressions: [m.cron], timezone: m.timezone },
+    action: {
+      type: 'startWorkflow',
+      workflowType: m.workflowType,
+      taskQueue: CONTROL_TASK_QUEUE,
+      workflowId: m.id,
+      args: [{ ...m.input, timing }],
+    },
+    // A run still going (a long verification) is never doubled; a missed day is made up once.
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
+    state: { note: m.note },
+    memo: { vmbackupCron: m.cron, vmbackupTimezone: m.timezone } satisfies ScheduleMemo,
+  });
+}
+
+async function syncMaintenance(
+  client: Client,
+  schedules: readonly MaintenanceSchedule[],
+  options: SyncOptions,
+): Promise<string[]> {
+  const lines: string[] = [];
+  for (const m of schedules) {
+    const change = diffMaintenance(m, await existingSchedule(client, m.id));
+    if (!change) continue;
+    if (!options.dryRun) {
+      if (change.kind !== 'create') await client.schedule.getHandle(m.id).delete();
+      if (change.kind !== 'delete') await createMaintenance(client, change.schedule, options.timing);
+    }
+    lines.push(describeMaintenance(change));
+  }
+  return lines;
+}
+
 /**
  * Makes the Temporal schedules match the backup plans in the directory: creates, updates
  * (re-creates), pauses, unpauses and deletes. Returns what it did, or `no changes`.
@@ -117,7 +158,12 @@ export async function syncSchedules(
     unpaused: 'unpause',
     deleted: 'delete',
   };
-  return describeChanges(changes).map((line) => {
+  const maintenance = await syncMaintenance(client, options.maintenance ?? [], options);
+  const planLines = describeChanges(changes);
+  const all = maintenance.length
+    ? [...planLines.filter((l) => l !== 'no changes'), ...maintenance]
+    : planLines;
+  return all.map((line) => {
     const [verb, ...rest] = line.split(' ');
     return options.dryRun && verb && tense[verb] ? `would ${tense[verb]} ${rest.join(' ')}` : line;
   });
