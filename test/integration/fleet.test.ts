@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../support/dev-env';
-import { scheduleTimezone, timingFromEnv } from '../../src/config';
+import { maintenanceSchedules, scheduleTimezone, timingFromEnv } from '../../src/config';
 import { defaultPlan } from '../../src/dev/sandbox-vm';
 import { withDirectory } from '../../src/directory/connection';
 import { initializeLeaf, updateLeaf } from '../../src/directory/run-leaf';
@@ -162,6 +162,35 @@ describe('schedules from the directory', () => {
     }
     expect(deleted).toContain(`deleted vmbackup-plan-pool-${pool} (its plan is gone)`);
     await expect(scheduleDescription(`vmbackup-plan-pool-${pool}`)).rejects.toThrow();
+  });
+
+  it('keeps the verification schedule in line with its setting: created, changed, left alone, deleted when off', async () => {
+    const client = await temporal();
+    const withVerify = (env: NodeJS.ProcessEnv) =>
+      syncSchedules(client, controlDirectory, {
+        timezone: scheduleTimezone(),
+        timing: timingFromEnv(),
+        dryRun: false,
+        maintenance: maintenanceSchedules(env),
+      });
+    await client.schedule
+      .getHandle('vmbackup-verify')
+      .delete()
+      .catch(() => undefined);
+    expect(await withVerify({ VMBACKUP_VERIFY_WINDOW_DAYS: '5' })).toContainEqual(
+      expect.stringMatching(/^created vmbackup-verify: '30 13 \* \* \*' UTC/),
+    );
+    const made = await scheduleDescription('vmbackup-verify');
+    expect(made.action).toMatchObject({ workflowType: 'verifyFleet', workflowId: 'vmbackup-verify' });
+    expect(made.policies.overlap).toBe('SKIP');
+    expect(await withVerify({ VMBACKUP_VERIFY_CRON: '0 2 * * *' })).toContainEqual(
+      expect.stringMatching(/^updated vmbackup-verify: '0 2 \* \* \*'/),
+    );
+    expect(await withVerify({ VMBACKUP_VERIFY_CRON: '0 2 * * *' })).toEqual(['no changes']);
+    expect(await withVerify({ VMBACKUP_VERIFY_CRON: 'off' })).toEqual([
+      'deleted vmbackup-verify (turned off)',
+    ]);
+    await expect(scheduleDescription('vmbackup-verify')).rejects.toThrow();
   });
 });
 

@@ -2,7 +2,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, directoryConfig, nodeConfig, temporalConfig, timingFromEnv } from '../../src/config';
+import {
+  ConfigError,
+  directoryConfig,
+  maintenanceSchedules,
+  nodeConfig,
+  temporalConfig,
+  timingFromEnv,
+} from '../../src/config';
 
 /** Runs `fn`, insists that it throws a ConfigError and returns its message. */
 function configErrorOf(fn: () => unknown): string {
@@ -391,5 +398,33 @@ describe('directoryConfig TLS', () => {
         directoryConfig({ ...env, LDAP_URL: 'ldap://ldap.example.com', LDAP_CA_FILE: caFile }),
       ),
     ).toContain('LDAP_STARTTLS=true');
+  });
+});
+
+describe('maintenanceSchedules', () => {
+  it("verifies daily at 13:30 in the plans' time zone with a 7-day window by default", () => {
+    expect(maintenanceSchedules({ VMBACKUP_TIMEZONE: 'Europe/Zurich' })).toContainEqual(
+      expect.objectContaining({
+        id: 'vmbackup-verify',
+        workflowType: 'verifyFleet',
+        cron: '30 13 * * *',
+        timezone: 'Europe/Zurich',
+        input: { windowDays: 7 },
+      }),
+    );
+  });
+
+  it('takes the cron and window from the environment, off included', () => {
+    const [v] = maintenanceSchedules({ VMBACKUP_VERIFY_CRON: 'off', VMBACKUP_VERIFY_WINDOW_DAYS: '14' });
+    expect(v).toMatchObject({ cron: 'off', input: { windowDays: 14 } });
+  });
+
+  it('refuses a malformed cron or window with the variable named', () => {
+    expect(configErrorOf(() => maintenanceSchedules({ VMBACKUP_VERIFY_CRON: 'daily' }))).toMatch(
+      /VMBACKUP_VERIFY_CRON/,
+    );
+    expect(configErrorOf(() => maintenanceSchedules({ VMBACKUP_VERIFY_WINDOW_DAYS: '0' }))).toMatch(
+      /VMBACKUP_VERIFY_WINDOW_DAYS/,
+    );
   });
 });

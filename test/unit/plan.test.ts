@@ -567,3 +567,19 @@ describe('backup mode (vmbackupMode)', () => {
     });
   });
 });
+
+describe('verification window (vmbackupVerifyDays)', () => {
+  it('is absent when the plan does not set it: the global window applies', () => {
+    expect(parsePlan('global', GLOBAL_PLAN_DN, planEntry())).not.toHaveProperty('verifyDays');
+  });
+
+  it('is the plan own number of days', () => {
+    expect(parsePlan('global', GLOBAL_PLAN_DN, planEntry({ vmbackupverifydays: ['3'] })).verifyDays).toBe(3);
+  });
+
+  it.each(['0', '400', 'weekly'])('refuses %s', (v) => {
+    expect(() => parsePlan('global', GLOBAL_PLAN_DN, planEntry({ vmbackupverifydays: [v] }))).toThrow(
+      /vmbackupVerifyDays/,
+    );
+  });
+});

@@ -6,6 +6,10 @@ import {
   desiredSchedules,
   diffSchedules,
   scheduleId,
+  describeMaintenance,
+  diffMaintenance,
+  maintenanceCron,
+  type MaintenanceSchedule,
   type DesiredSchedule,
   type ExistingSchedule,
   type PlanSchedule,
@@ -412,5 +416,46 @@ describe('diffSchedules and manual pauses', () => {
       { id: 'vmbackup-plan-global', cron: '0 3 * * *', timezone: 'UTC', paused: true, planActive: false },
     ]);
     expect(changes.unpause.map((d) => d.id)).toEqual(['vmbackup-plan-global']);
+  });
+});
+
+describe('maintenance schedules', () => {
+  const verify: MaintenanceSchedule = {
+    id: 'vmbackup-verify',
+    workflowType: 'verifyFleet',
+    cron: '30 13 * * *',
+    timezone: 'UTC',
+    note: 'n',
+    input: { windowDays: 7 },
+  };
+  const existing = (cron: string, timezone = 'UTC') => ({ id: verify.id, cron, timezone, paused: false });
+
+  it('creates a missing schedule, updates a changed one and leaves a matching one alone', () => {
+    expect(diffMaintenance(verify, undefined)).toEqual({ kind: 'create', schedule: verify });
+    expect(diffMaintenance(verify, existing('0 1 * * *'))).toEqual({ kind: 'update', schedule: verify });
+    expect(diffMaintenance(verify, existing('30 13 * * *', 'Europe/Zurich'))?.kind).toBe('update');
+    expect(diffMaintenance(verify, existing('30 13 * * *'))).toBeUndefined();
+  });
+
+  it('deletes a schedule that was turned off, and does nothing when it is off and absent', () => {
+    expect(diffMaintenance({ ...verify, cron: 'off' }, existing('30 13 * * *'))).toEqual({
+      kind: 'delete',
+      id: verify.id,
+    });
+    expect(diffMaintenance({ ...verify, cron: 'off' }, undefined)).toBeUndefined();
+    expect(describeMaintenance({ kind: 'delete', id: verify.id })).toBe(
+      'deleted vmbackup-verify (turned off)',
+    );
+    expect(describeMaintenance({ kind: 'create', schedule: verify })).toBe(
+      "created vmbackup-verify: '30 13 * * *' UTC (n)",
+    );
+  });
+
+  it('takes five cron fields or off from the environment, and refuses anything else', () => {
+    expect(maintenanceCron(undefined, '30 13 * * *', 'V')).toBe('30 13 * * *');
+    expect(maintenanceCron(' 0  2 * * 0 ', 'x', 'V')).toBe('0 2 * * 0');
+    expect(maintenanceCron('off', 'x', 'V')).toBe('off');
+    expect(() => maintenanceCron('every day', 'x', 'V')).toThrow(/V must be five cron fields or off/);
+    expect(() => maintenanceCron('* * * *', 'x', 'V')).toThrow(/five cron fields/);
   });
 });
