@@ -10,6 +10,7 @@ import { abortRestore, decideRestore, showRestore, startRestore } from './restor
 import { connectClient } from '../temporal/connect';
 import { runCodecServer } from './codec-server';
 import { runVerify } from './verify';
+import { runExport } from './export';
 
 const HELP: Record<string, string> = {
   main: `vmbackup — backup of libvirt VMs orchestrated by Temporal
@@ -22,6 +23,7 @@ Usage:
   vmbackup restore decide|abort|status <vm>
   vmbackup backups <vm>                list a VM's backups: date, state, verification, size, files
   vmbackup verify <vm> [--backup D|--all]  re-read a backup against its manifest and check it
+  vmbackup export <vm> --disk vdb --to F [--backup D]  one disk of a backup as a standalone qcow2
   vmbackup schedules sync [--dry-run]  make Temporal schedules match the backup plans
   vmbackup codec-server [--port N]     decrypt payloads for the Temporal UI and CLI
 
@@ -57,6 +59,12 @@ was off), XML and LDIF parse and describe the same disks, and every disk has its
 The outcome is marked on the run leaf (shown by \`vmbackup backups\`) and written to
 <vm>.verify.<date> in the backup directory. Prints each bad file by name and what is
 wrong. Exit 0 when every backup passed (or has no manifest, said so), 1 when any failed.`,
+  export: `Usage: vmbackup export <vm> --disk <target> --to <file> [--backup YYYYMMDDThhmmssZ]
+
+Writes one disk of a backup (default: the latest complete one) as a standalone qcow2 file
+<file> on the VM's node, without touching the VM. <file> must be an absolute path inside a
+storage root (VMBACKUP_STORAGE_ROOTS) and must not exist; it is owner-only (guest data) and
+compared with the backup's image before it appears under its name.`,
   restore: `Usage:
   vmbackup restore <vm> [--backup YYYYMMDDThhmmssZ] [--decision-timeout <seconds>]
       Starts the restore of <vm> from that backup (default: the latest finished one),
@@ -166,6 +174,33 @@ async function main(argv: string[]): Promise<number> {
     return runScheduleSync(!!values['dry-run'], out);
   }
   if (command === 'codec-server') return runCodecServer(rest, out);
+  if (command === 'export') {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: {
+        backup: { type: 'string' },
+        disk: { type: 'string' },
+        to: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: true,
+    });
+    if (values.help) return (out(HELP['export']!), 0);
+    if (positionals.length !== 1 || !values.disk || !values.to) {
+      console.error(HELP['export']);
+      return 2;
+    }
+    const client = await connectClient(temporalConfig());
+    try {
+      return await runExport(
+        client,
+        { vm: positionals[0]!, backup: values.backup, disk: values.disk, to: values.to },
+        out,
+      );
+    } finally {
+      await client.connection.close();
+    }
+  }
   if (command === 'verify') {
     const { values, positionals } = parseArgs({
       args: rest,

@@ -100,3 +100,29 @@ export async function topHasData(file: string): Promise<boolean> {
   }>;
   return map.some((m) => m.present === true || m.data);
 }
+
+/**
+ * A standalone qcow2 copy of `src` (its backing chain, if any, read into it) at `dst`,
+ * which must not exist. `-U`: the source may be open read-only elsewhere (a verify).
+ */
+export async function convertStandalone(src: string, dst: string): Promise<void> {
+  await run('qemu-img', ['convert', '-U', '-O', 'qcow2', '--', src, dst], {
+    kind: 'unbounded',
+    label: 'qemu-img convert',
+  });
+}
+
+/** True when two images hold the same guest-visible content (whatever their format or layout). */
+export async function sameContent(a: string, b: string): Promise<boolean> {
+  try {
+    await run('qemu-img', ['compare', '-U', '-q', '--', a, b], {
+      kind: 'unbounded',
+      label: 'qemu-img compare',
+    });
+    return true;
+  } catch (err) {
+    if (err instanceof TransientCommandError) throw err;
+    // Exit 1 is "different"; anything else (2+) is an error reading them, which also means not proven equal.
+    return false;
+  }
+}

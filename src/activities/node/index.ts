@@ -10,6 +10,7 @@ import { describeBackups } from './describe-backups';
 import { merge } from './merge';
 import { retain } from './retain';
 import { verifyBackup } from './verify';
+import { exportDisk } from './export-disk';
 import { saveSpan } from './save-slots';
 import { inspectForSnapshot, rollbackSnapshot, snapshot } from './snapshot';
 import type { SnapshotInput, VmRunInput } from './types';
@@ -57,6 +58,7 @@ export function createNodeActivities(config: NodeConfig, placement: PlacementChe
       });
   return {
     verifyBackup: asFailure(placedRead(verifyBackup)),
+    exportDisk: asFailure(placedRead(exportDisk)),
     inspectForSnapshot: asFailure(guarded(inspectForSnapshot)),
     // Read-only and brief: not queued behind the VM's running step.
     saveSpan: asFailure((input: VmRunInput) => saveSpan(deps, input)),

@@ -1,0 +1,45 @@
+import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
+import { CONTROL_TASK_QUEUE, timingFromEnv } from '../config';
+import { assertRunDate, assertVmName } from '../domain/names';
+import type { ExportDiskResult } from '../activities/node/export-disk';
+import { exportWorkflowId } from '../workflows/export-disk';
+import { VmNameKey } from '../workflows/search-attributes';
+import { failureMessage } from './client';
+
+export interface ExportCommand {
+  vm: string;
+  backup?: string | undefined;
+  disk: string;
+  to: string;
+}
+
+/** `vmbackup export`: one disk of a backup as a standalone qcow2 file on the VM's node. */
+export async function runExport(
+  client: Client,
+  cmd: ExportCommand,
+  out: (line: string) => void,
+): Promise<number> {
+  assertVmName(cmd.vm);
+  if (cmd.backup !== undefined) assertRunDate(cmd.backup);
+  try {
+    const r = (await client.workflow.execute('exportDisk', {
+      taskQueue: CONTROL_TASK_QUEUE,
+      workflowId: exportWorkflowId(cmd.vm),
+      args: [{ vm: cmd.vm, backup: cmd.backup, disk: cmd.disk, to: cmd.to, timing: timingFromEnv() }],
+      typedSearchAttributes: [{ key: VmNameKey, value: [cmd.vm] }],
+    })) as ExportDiskResult & { runDate: string };
+    out(
+      `${cmd.vm} ${r.runDate} ${cmd.disk}: exported to ${r.file} (${(r.virtualSize / 1024 ** 2).toFixed(0)} MiB virtual, ${(r.bytes / 1024 ** 2).toFixed(1)} MiB on disk), equal to ${r.image}`,
+    );
+    return 0;
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      out(`an export from ${cmd.vm} is running already (workflow ${exportWorkflowId(cmd.vm)})`);
+      return 1;
+    }
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    const f = failureMessage(err);
+    out(`${cmd.vm}: export failed (error ${f.code}): ${f.message}`);
+    return 2;
+  }
+}
