@@ -113,7 +113,15 @@ export async function nightlyCandidates(
       candidate.excluded =
         hasClass(own?.attributes, BACKUP_CLASS) &&
         parseBoolean(own?.attributes['sstbackupexcludefrombackup']?.[0], 'sstBackupExcludeFromBackup', false);
-      const last = (await readLeaves(dir, tree, name)).at(-1);
+      const leaves = await readLeaves(dir, tree, name);
+      const last = leaves.at(-1);
+      const newestComplete = leaves.filter(isCompleteRun).at(-1);
+      if (newestComplete?.verification?.outcome === 'failed')
+        candidate.failedVerification = {
+          runDate: newestComplete.runDate,
+          checkedAt: newestComplete.verification.checkedAt,
+          summary: newestComplete.verification.summary,
+        };
       if (last)
         candidate.lastRun = {
           runDate: last.runDate,

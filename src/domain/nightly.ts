@@ -15,6 +15,8 @@ export interface NightlyCandidate {
     | undefined;
   /** Set when the VM's directory data could not be read or is invalid. */
   problem?: string | undefined;
+  /** The newest complete backup failed its last verification. */
+  failedVerification?: { runDate: string; checkedAt: string; summary?: string | undefined } | undefined;
 }
 
 export interface NightlySelection {
@@ -22,6 +24,8 @@ export interface NightlySelection {
   skipped: Array<{ vm: string; reason: string }>;
   /** Included although their last run failed: it failed before anything was changed. */
   retried?: Array<{ vm: string; reason: string }> | undefined;
+  /** VMs whose newest complete backup failed verification: tonight's backup replaces it. */
+  unproven?: Array<{ vm: string; reason: string }> | undefined;
 }
 
 /**
@@ -36,6 +40,7 @@ export function selectForNightly(
   const byNode: Record<string, string[]> = {};
   const skipped: NightlySelection['skipped'] = [];
   const retried: NonNullable<NightlySelection['retried']> = [];
+  const unproven: NonNullable<NightlySelection['unproven']> = [];
   for (const c of [...candidates].sort((a, b) => a.vm.localeCompare(b.vm))) {
     if (c.problem) skipped.push({ vm: c.vm, reason: c.problem });
     else if (c.excluded)
@@ -54,6 +59,17 @@ export function selectForNightly(
           `check the VM and its retain directory, then delete the leaf ou=${c.lastRun.runDate},ou=backup,${vmDnOf(c.vm)} to include it again`,
       });
     } else (byNode[c.node] ??= []).push(c.vm);
+    const f = c.failedVerification;
+    if (f)
+      unproven.push({
+        vm: c.vm,
+        reason: `newest backup ${f.runDate} FAILED verification at ${f.checkedAt}${f.summary ? ` (${f.summary})` : ''}`,
+      });
   }
-  return retried.length ? { byNode, skipped, retried } : { byNode, skipped };
+  return {
+    byNode,
+    skipped,
+    ...(retried.length && { retried }),
+    ...(unproven.length && { unproven }),
+  };
 }

@@ -22,6 +22,8 @@ export interface NightlyBackupResult {
   skipped: Array<{ vm: string; reason: string }>;
   /** Backed up again although their last run failed: that run had changed nothing. */
   retried?: Array<{ vm: string; reason: string }> | undefined;
+  /** Backed up as planned, but their newest backup so far had failed verification. */
+  unproven?: Array<{ vm: string; reason: string }> | undefined;
   failed: Array<{ vm: string; node: string; reason: string; errorCode?: number | undefined }>;
 }
 
@@ -42,6 +44,7 @@ export async function nightlyBackup(input: NightlyBackupInput): Promise<NightlyB
     backedUp: [],
     skipped: selection.skipped,
     ...(selection.retried?.length ? { retried: selection.retried } : {}),
+    ...(selection.unproven?.length ? { unproven: selection.unproven } : {}),
     failed: [],
   };
   const nodes = Object.keys(selection.byNode).sort();
@@ -91,6 +94,7 @@ export async function nightlyBackup(input: NightlyBackupInput): Promise<NightlyB
     backedUp: result.backedUp.map((b) => `${b.vm} (downtime ${b.downtimeMs} ms)`),
     skipped: result.skipped.map((s) => `${s.vm}: ${s.reason}`),
     retried: (result.retried ?? []).map((s) => `${s.vm}: ${s.reason}`),
+    unproven: (result.unproven ?? []).map((s) => `${s.vm}: ${s.reason}`),
     failed: result.failed.map((f) => `${f.vm}: ${f.reason}`),
   });
   return result;

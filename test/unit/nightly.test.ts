@@ -255,3 +255,39 @@ describe('selectForNightly', () => {
     expect(candidates.map((c) => c.vm)).toEqual(['b', 'a']);
   });
 });
+
+describe('selectForNightly and verification', () => {
+  it('backs up a VM whose newest backup failed verification, and reports it as unproven', () => {
+    const s = selectForNightly(
+      [
+        {
+          vm: 'vm1',
+          node: 'n1',
+          excluded: false,
+          lastRun: { runDate: '20260101T030000Z', mode: 'finished', returnValue: 0, complete: true },
+          failedVerification: {
+            runDate: '20260101T030000Z',
+            checkedAt: '2026-01-01T13:30:00.000Z',
+            summary: 'vm1.state.20260101T030000Z: SHA-256 differs',
+          },
+        },
+        { vm: 'vm2', node: 'n1', excluded: false },
+      ],
+      (vm) => `sstVirtualMachine=${vm}`,
+    );
+    expect(s.byNode).toEqual({ n1: ['vm1', 'vm2'] });
+    expect(s.unproven).toEqual([
+      {
+        vm: 'vm1',
+        reason:
+          'newest backup 20260101T030000Z FAILED verification at 2026-01-01T13:30:00.000Z (vm1.state.20260101T030000Z: SHA-256 differs)',
+      },
+    ]);
+  });
+
+  it('has no unproven list when every newest backup is fine', () => {
+    expect(selectForNightly([{ vm: 'vm2', node: 'n1', excluded: false }], (vm) => vm)).not.toHaveProperty(
+      'unproven',
+    );
+  });
+});
