@@ -238,7 +238,8 @@ export async function retain(deps: NodeDeps, input: VmRunInput): Promise<RetainR
     decide: decideRetain,
     act: (a) => retainAct(input, paths, files, a),
   });
+  const written = [...files.map((f) => f.to), manifestPath(input, paths)];
   let bytes = 0;
-  for (const f of files) bytes += await allocatedBytes(f.to);
-  return { backupDir: paths.layout.backupDir, files: files.map((f) => path.basename(f.to)), bytes };
+  for (const f of written) bytes += await allocatedBytes(f);
+  return { backupDir: paths.layout.backupDir, files: written.map((f) => path.basename(f)), bytes };
 }
