@@ -221,6 +221,39 @@ describe('restoreVm', () => {
     expect(await vmEntry(vm)).toEqual(before);
   });
 
+  it('refuses a backup image whose guest data changed since the backup (qemu-img check passes, the manifest does not) before anything live is touched', async () => {
+    const vm = 'vmbt-restore-bitrot';
+    const done = await backedUpThenChanged(vm);
+    const image = path.join(
+      done.backupDir,
+      (await fs.readdir(done.backupDir)).find((f) => f.includes('-disk0.qcow2.'))!,
+    );
+    // One byte inside the guest's data A: the qcow2 structure stays valid.
+    const at = (await fs.readFile(image)).indexOf(Buffer.alloc(64 * 1024, A.pattern)) + 4321;
+    expect(at).toBeGreaterThan(4321);
+    const handle = await fs.open(image, 'r+');
+    await handle.write(Buffer.from([A.pattern ^ 0x10]), 0, 1, at);
+    await handle.close();
+    const before = await vmEntry(vm);
+
+    const restore = await startRestore(vm);
+    const status = await waitForStage(restore, ['awaiting-decision']);
+    await restore.executeUpdate(decideUpdate, {
+      args: [Object.fromEntries(status.conflicts.map((c) => [c.id, 'backup' as const]))],
+    });
+    const failure = await restore.result().then(
+      () => undefined,
+      (err: { cause?: { message: string; details?: Array<{ code: number }> } }) => err.cause,
+    );
+    expect(failure?.details?.[0]?.code).toBe(ErrorCode.corruptImage);
+    expect(failure?.message).toMatch(
+      /-disk0\.qcow2\.\d{8}T\d{6}Z is corrupt: .* differ from the backup's manifest/,
+    );
+    expect(await virsh.state(vm)).toBe('running');
+    expect(await guestReads(vm, 0, B)).toBe(true);
+    expect(await vmEntry(vm)).toEqual(before);
+  });
+
   it('restores a VM that was shut down at backup time, and one that libvirt no longer knows', async () => {
     const vm = 'vmbt-restore-off';
     const done = await backedUpThenChanged(vm, { off: true });

@@ -170,6 +170,27 @@ export async function durableCopy(src: string, dst: string, options: CopyOptions
 }
 
 /**
+ * Copies `src` to `dst` durably (through `<dst>.part`) and hashes it in the same read;
+ * `check` sees the digest before the copy gets its name and may refuse it by throwing.
+ */
+export async function durableHashedCopy(
+  src: string,
+  dst: string,
+  options: {
+    onBytes?: (bytes: number) => void;
+    check?: (digest: FileDigest) => void;
+    prepare?: (part: string) => Promise<void>;
+  } = {},
+): Promise<FileDigest> {
+  const prepare = options.prepare;
+  return copyThroughPart(dst, prepare ? { prepare } : {}, async (part) => {
+    const digest = await hashingCopy(src, part, options.onBytes);
+    options.check?.(digest);
+    return digest;
+  });
+}
+
+/**
  * Puts `src` at `dst` and returns its digest, reading the data once: hashed then renamed
  * on one filesystem, else hashed while it is copied (durably, through `<dst>.part`),
  * leaving the source in place (removing it is a step of its own, taken once the copy is safe).
@@ -185,8 +206,7 @@ export async function transferHashed(
     await durableRename(src, dst);
     return digest;
   }
-  const prepare = options.prepare;
-  return copyThroughPart(dst, prepare ? { prepare } : {}, (part) => hashingCopy(src, part, options.onBytes));
+  return durableHashedCopy(src, dst, options);
 }
 
 /**

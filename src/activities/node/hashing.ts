@@ -75,7 +75,7 @@ async function writeSparse(output: FileHandle, chunk: Buffer, at: number): Promi
 /**
  * Copies `src` into the existing, empty file `dst` and hashes it in the same pass: the
  * data is read once, for the copy and the digest alike. Holes stay holes; the copy keeps
- * the source's times. The caller syncs and renames.
+ * the source's mode, owner and times. The caller syncs and renames.
  */
 export async function hashingCopy(
   src: string,
@@ -93,7 +93,10 @@ export async function hashingCopy(
         onBytes?.(at + chunk.length);
       });
       await output.truncate(size);
+      // As `cp --preserve=mode,ownership,timestamps`: callers that want others set them after.
       const s = await input.stat();
+      await output.chown(s.uid, s.gid);
+      await output.chmod(s.mode & 0o7777);
       await output.utimes(s.atime, s.mtime);
       return { size, sha256: hash.digest('hex') };
     } finally {

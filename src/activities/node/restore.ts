@@ -16,7 +16,7 @@ import {
 import { check } from '../../hypervisor/qemu-img';
 import { drive } from './drive';
 import {
-  durableCopy,
+  durableHashedCopy,
   durableRename,
   durableUnlink,
   ensureDir,
@@ -29,8 +29,9 @@ import { PRIVATE_FILE, runDirMode } from '../../domain/modes';
 import { observeDomain } from './observe';
 import { readHead } from './read-head';
 import { confineReal } from './confine-real';
-import { resolveRunChecked, step, type NodeDeps, type RunPaths } from './context';
+import { heartbeat, resolveRunChecked, step, type NodeDeps, type RunPaths } from './context';
 import { PLACEHOLDER_STATE } from './snapshot';
+import { manifestFileName, parseManifest, type Manifest } from '../../domain/manifest';
 import type { VmRunInput } from './types';
 
 export interface SmallFiles {
@@ -81,13 +82,35 @@ async function observeUnretain(paths: RunPaths, files: UnretainFile[], vm: strin
   };
 }
 
-/** Copies each file into the retain directory; an image is checked before it gets its name. */
+/**
+ * The backup's manifest, when it has one (backups from before manifests have none). One
+ * that is there but unreadable refuses the restore: the backup cannot be trusted.
+ */
+async function backupManifest(paths: RunPaths, vm: string): Promise<Manifest | undefined> {
+  const runDate = path.basename(paths.layout.backupDir);
+  const file = path.join(paths.layout.backupDir, manifestFileName(vm, runDate));
+  if (!(await exists(file))) return undefined;
+  try {
+    return parseManifest(await fs.readFile(file, 'utf8'), vm, runDate);
+  } catch (err) {
+    throw new BackupError(
+      ErrorCode.corruptImage,
+      `the backup's manifest ${file} is unreadable: ${(err as Error).message}`,
+    );
+  }
+}
+
+/**
+ * Copies each file into the retain directory, hashed as it is copied and compared with the
+ * backup's manifest; an image is also checked before it gets its name.
+ */
 async function unretain(
   stepName: 'unretain-small' | 'unretain-large',
   paths: RunPaths,
   files: UnretainFile[],
   vm: string,
 ): Promise<void> {
+  const manifest = await backupManifest(paths, vm);
   await drive({
     step: stepName,
     vm,
@@ -101,8 +124,21 @@ async function unretain(
           return ensureDir(paths.layout.retainDir, { mode: runDirMode(undefined, 'retain') });
         case 'copy-file': {
           const f = files.find((x) => path.basename(x.to) === a.target)!;
-          return step(ErrorCode.copyFileToBackupFailed, `copy ${path.basename(f.from)}`, () =>
-            durableCopy(f.from, f.to, {
+          const listed = manifest?.files.find((e) => e.name === path.basename(f.from));
+          if (manifest && !listed)
+            throw new BackupError(ErrorCode.corruptImage, `${f.from} is not in the backup's manifest`);
+          await step(ErrorCode.copyFileToBackupFailed, `copy ${path.basename(f.from)}`, () =>
+            durableHashedCopy(f.from, f.to, {
+              onBytes: (bytes) => heartbeat({ step: stepName, file: a.target, bytes, total: listed?.size }),
+              // What is restored must be what was backed up: a byte changed since is refused
+              // here, before anything live is touched (qemu-img check cannot see guest data).
+              check: (digest) => {
+                if (listed && (digest.size !== listed.size || digest.sha256 !== listed.sha256))
+                  throw new BackupError(
+                    ErrorCode.corruptImage,
+                    `backup file ${f.from} is corrupt: its size ${digest.size} and SHA-256 ${digest.sha256} differ from the backup's manifest (${listed.size}, ${listed.sha256})`,
+                  );
+              },
               prepare: async (part) => {
                 if (!f.image) return setModeOwner(part, { mode: PRIVATE_FILE });
                 const result = await check(part);
@@ -114,6 +150,7 @@ async function unretain(
               },
             }),
           );
+          return;
         }
       }
     },
