@@ -22,19 +22,13 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { nodeDeps } from '../src/activities/node/context';
 import { merge } from '../src/activities/node/merge';
 import { retain } from '../src/activities/node/retain';
 import { setMaxParallelSaves } from '../src/activities/node/save-slots';
 import { snapshot } from '../src/activities/node/snapshot';
 import type { SnapshotInput, VmRunInput } from '../src/activities/node/types';
-import { nodeConfig } from '../src/config';
-import { adminDirectoryConfig } from '../src/dev/admin-directory';
 import { withDirectory } from '../src/directory/connection';
-import { StoneyTree } from '../src/directory/dn';
 import { exportVmLdif, readPlan, readVm } from '../src/directory/vm-directory';
-import { GuestIo } from '../src/dev/guest-io';
 import { ensureRamBlob } from '../src/dev/guest-ram';
 import { createSandboxVm, removeSandboxVm } from '../src/dev/sandbox-vm';
 import { pauseSpreadMs } from '../src/domain/live-group';
@@ -43,6 +37,7 @@ import type { BackupPlan } from '../src/domain/plan';
 import { onLifecycleEvents } from '../src/hypervisor/lifecycle';
 import { run } from '../src/hypervisor/run';
 import { execa } from 'execa';
+import { benchSetting } from './setting';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const OUT_FILE = path.join(REPO, '.dev', 'bench-live.json');
@@ -55,12 +50,6 @@ const DISK_DATA_MIB = 48;
 
 type Method = 'seed' | 'save' | 'live' | 'live-disk';
 const METHODS: Method[] = ['seed', 'save', 'live', 'live-disk'];
-
-function need(name: string): string {
-  const v = process.env[name];
-  if (!v) throw new Error(`environment variable ${name} is not set (source .dev/env, or use npm run bench)`);
-  return v;
-}
 
 function sizes(raw: string, name: string): Array<{ memoryMiB: number; dataMiB: number }> {
   return raw.split(',').map((pair) => {
@@ -114,21 +103,9 @@ async function main(): Promise<void> {
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('BENCH_ROUNDS must be a positive integer');
   const vmSizes = sizes(process.env['BENCH_SIZES'] ?? '256:192,1536:1024', 'BENCH_SIZES');
   const groupSize = sizes(process.env['BENCH_GROUP_MIB'] ?? '256:192', 'BENCH_GROUP_MIB')[0]!;
-  // The root DN creates the bench's VMs.
-  const directory = adminDirectoryConfig();
-  const node = nodeConfig();
-  const roots = {
-    retainRoot: need('VMBACKUP_RETAIN_ROOT'),
-    backupRoot: need('VMBACKUP_BACKUP_ROOT'),
-    ramDisk: need('VMBACKUP_RAMDISK'),
-  };
-  const deps = nodeDeps(node);
+  const { directory, node, roots, deps, guest, tree, inActivity } = benchSetting();
   const virsh = deps.virsh;
-  const guest = new GuestIo(virsh);
   const uri = node.libvirtUri;
-  const tree = new StoneyTree(directory.baseDn);
-  const activity = new MockActivityEnvironment();
-  const inActivity = <A, R>(fn: (input: A) => Promise<R>, input: A) => activity.run(fn, input) as Promise<R>;
   setMaxParallelSaves(8);
   const events = await collectEvents(uri);
   let clock = Math.floor(Date.now() / 1000);

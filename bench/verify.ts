@@ -15,37 +15,26 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { nodeDeps } from '../src/activities/node/context';
 import { merge } from '../src/activities/node/merge';
 import { retain } from '../src/activities/node/retain';
 import { snapshot } from '../src/activities/node/snapshot';
 import type { SnapshotInput, VmRunInput } from '../src/activities/node/types';
 import { verifyBackup } from '../src/activities/node/verify';
-import { nodeConfig } from '../src/config';
-import { adminDirectoryConfig } from '../src/dev/admin-directory';
-import { GuestIo } from '../src/dev/guest-io';
 import { ensureRamBlob } from '../src/dev/guest-ram';
 import { createSandboxVm, removeSandboxVm } from '../src/dev/sandbox-vm';
 import { withDirectory } from '../src/directory/connection';
-import { StoneyTree } from '../src/directory/dn';
 import { exportVmLdif, readPlan, readVm } from '../src/directory/vm-directory';
 import { manifestFileName } from '../src/domain/manifest';
 import { formatRunDate } from '../src/domain/names';
 import type { VerifyReport } from '../src/domain/verification';
 import { run } from '../src/hypervisor/run';
+import { benchSetting } from './setting';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const OUT_FILE = path.join(REPO, '.dev', 'bench-verify.json');
 const NODE = 'bench-node';
 const VM = 'bench-verify';
 const MiB = 1024 * 1024;
-
-function need(name: string): string {
-  const v = process.env[name];
-  if (!v) throw new Error(`environment variable ${name} is not set (source .dev/env, or use npm run bench)`);
-  return v;
-}
 
 async function processIo(): Promise<{ rchar: number; readBytes: number }> {
   const text = await fs.readFile('/proc/self/io', 'utf8');
@@ -70,18 +59,7 @@ async function main(): Promise<void> {
   const [memoryMiB, dataMiB] = (process.env['BENCH_VERIFY_MIB'] ?? '1536:1024').split(':').map(Number);
   if (!memoryMiB || !dataMiB || dataMiB >= memoryMiB)
     throw new Error('BENCH_VERIFY_MIB is RAM:data in MiB, data < RAM');
-  const directory = adminDirectoryConfig();
-  const node = nodeConfig();
-  const roots = {
-    retainRoot: need('VMBACKUP_RETAIN_ROOT'),
-    backupRoot: need('VMBACKUP_BACKUP_ROOT'),
-    ramDisk: need('VMBACKUP_RAMDISK'),
-  };
-  const deps = nodeDeps(node);
-  const guest = new GuestIo(deps.virsh);
-  const tree = new StoneyTree(directory.baseDn);
-  const activity = new MockActivityEnvironment();
-  const inActivity = <A, R>(fn: (input: A) => Promise<R>, input: A) => activity.run(fn, input) as Promise<R>;
+  const { directory, node, roots, deps, guest, tree, inActivity } = benchSetting();
 
   await removeSandboxVm(VM, { virsh: deps.virsh, directory, node }).catch(() => undefined);
   const blob = await ensureRamBlob(`bench-${dataMiB}m`, dataMiB * MiB);

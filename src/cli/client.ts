@@ -1,4 +1,4 @@
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import type { TemporalConfig } from '../config';
 
 /** Where an operator sees the run in the Temporal UI. */
@@ -20,4 +20,23 @@ export function failureMessage(err: unknown): { code: number; message: string } 
     cause = (cause as { cause?: unknown }).cause;
   }
   return { code, message };
+}
+
+/**
+ * What a command that runs one workflow to its end says when it did not: another run of it
+ * is going (exit 1), or it failed with the contract's code (exit 2). Anything else is thrown.
+ */
+export function explainUnfinished(
+  err: unknown,
+  run: { vm: string; what: string; workflowId: string },
+  out: (line: string) => void,
+): number {
+  if (err instanceof WorkflowExecutionAlreadyStartedError) {
+    out(`${run.vm}: a ${run.what} is running already (workflow ${run.workflowId})`);
+    return 1;
+  }
+  if (!(err instanceof WorkflowFailedError)) throw err;
+  const f = failureMessage(err);
+  out(`${run.vm}: ${run.what} failed (error ${f.code}): ${f.message}`);
+  return 2;
 }

@@ -1,10 +1,10 @@
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { CONTROL_TASK_QUEUE, timingFromEnv } from '../config';
 import { assertRunDate, assertVmName } from '../domain/names';
 import type { ExportDiskResult } from '../activities/node/export-disk';
 import { exportWorkflowId } from '../workflows/export-disk';
 import { VmNameKey } from '../workflows/search-attributes';
-import { failureMessage } from './client';
+import { explainUnfinished } from './client';
 
 export interface ExportCommand {
   vm: string;
@@ -33,13 +33,6 @@ export async function runExport(
     );
     return 0;
   } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      out(`an export from ${cmd.vm} is running already (workflow ${exportWorkflowId(cmd.vm)})`);
-      return 1;
-    }
-    if (!(err instanceof WorkflowFailedError)) throw err;
-    const f = failureMessage(err);
-    out(`${cmd.vm}: export failed (error ${f.code}): ${f.message}`);
-    return 2;
+    return explainUnfinished(err, { vm: cmd.vm, what: 'export', workflowId: exportWorkflowId(cmd.vm) }, out);
   }
 }

@@ -1,10 +1,10 @@
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { CONTROL_TASK_QUEUE, timingFromEnv } from '../config';
 import { assertRunDate, assertVmName } from '../domain/names';
 import type { VerifyReport } from '../domain/verification';
 import { verifyWorkflowId, type VerifyBackupsResult } from '../workflows/verify-backups';
 import { VmNameKey } from '../workflows/search-attributes';
-import { failureMessage } from './client';
+import { explainUnfinished } from './client';
 
 export interface VerifyCommand {
   vm: string;
@@ -46,14 +46,11 @@ export async function runVerify(
       typedSearchAttributes: [{ key: VmNameKey, value: [cmd.vm] }],
     })) as VerifyBackupsResult;
   } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      out(`a verification of ${cmd.vm} is running already (workflow ${verifyWorkflowId(cmd.vm)})`);
-      return 1;
-    }
-    if (!(err instanceof WorkflowFailedError)) throw err;
-    const f = failureMessage(err);
-    out(`${cmd.vm}: cannot verify (error ${f.code}): ${f.message}`);
-    return 2;
+    return explainUnfinished(
+      err,
+      { vm: cmd.vm, what: 'verification', workflowId: verifyWorkflowId(cmd.vm) },
+      out,
+    );
   }
   for (const r of result.reports) describeReport(r).forEach((l) => out(l));
   return result.reports.some((r) => r.outcome === 'failed') ? 1 : 0;

@@ -195,14 +195,19 @@ describe('restoreVm', () => {
     expect((await leaves(vm)).at(-1)).toMatchObject({ mode: 'finished', state: '0' });
   });
 
-  it('refuses a corrupted backup image before anything live is touched', async () => {
-    const vm = 'vmbt-restore-corrupt';
+  /**
+   * Backs up `vm`, damages its disk image in the backup with `damage`, and restores it
+   * taking the backup's side everywhere: the restore must fail with code 38 matching
+   * `message`, and the live VM, its data B and its entry stay as they were.
+   */
+  async function expectCorruptBackupRefused(
+    vm: string,
+    damage: (image: string) => Promise<void>,
+    message: RegExp,
+  ): Promise<void> {
     const done = await backedUpThenChanged(vm);
     const image = (await fs.readdir(done.backupDir)).find((f) => f.includes('-disk0.qcow2.'))!;
-    // Break the qcow2 header's L1 table offset.
-    const handle = await fs.open(path.join(done.backupDir, image), 'r+');
-    await handle.write(Buffer.alloc(8, 0xff), 0, 8, 40);
-    await handle.close();
+    await damage(path.join(done.backupDir, image));
     const before = await vmEntry(vm);
 
     const restore = await startRestore(vm);
@@ -215,43 +220,38 @@ describe('restoreVm', () => {
       (err: { cause?: { message: string; details?: Array<{ code: number }> } }) => err.cause,
     );
     expect(failure?.details?.[0]?.code).toBe(ErrorCode.corruptImage);
-    expect(failure?.message).toMatch(/corrupt/);
+    expect(failure?.message).toMatch(message);
     expect(await virsh.state(vm)).toBe('running');
     expect(await guestReads(vm, 0, B)).toBe(true);
     expect(await vmEntry(vm)).toEqual(before);
+  }
+
+  async function writeAt(file: string, bytes: Buffer, offset: number): Promise<void> {
+    const handle = await fs.open(file, 'r+');
+    await handle.write(bytes, 0, bytes.length, offset);
+    await handle.close();
+  }
+
+  it('refuses a corrupted backup image before anything live is touched', async () => {
+    // Break the qcow2 header's L1 table offset.
+    await expectCorruptBackupRefused(
+      'vmbt-restore-corrupt',
+      (image) => writeAt(image, Buffer.alloc(8, 0xff), 40),
+      /corrupt/,
+    );
   });
 
   it('refuses a backup image whose guest data changed since the backup (qemu-img check passes, the manifest does not) before anything live is touched', async () => {
-    const vm = 'vmbt-restore-bitrot';
-    const done = await backedUpThenChanged(vm);
-    const image = path.join(
-      done.backupDir,
-      (await fs.readdir(done.backupDir)).find((f) => f.includes('-disk0.qcow2.'))!,
-    );
-    // One byte inside the guest's data A: the qcow2 structure stays valid.
-    const at = (await fs.readFile(image)).indexOf(Buffer.alloc(64 * 1024, A.pattern)) + 4321;
-    expect(at).toBeGreaterThan(4321);
-    const handle = await fs.open(image, 'r+');
-    await handle.write(Buffer.from([A.pattern ^ 0x10]), 0, 1, at);
-    await handle.close();
-    const before = await vmEntry(vm);
-
-    const restore = await startRestore(vm);
-    const status = await waitForStage(restore, ['awaiting-decision']);
-    await restore.executeUpdate(decideUpdate, {
-      args: [Object.fromEntries(status.conflicts.map((c) => [c.id, 'backup' as const]))],
-    });
-    const failure = await restore.result().then(
-      () => undefined,
-      (err: { cause?: { message: string; details?: Array<{ code: number }> } }) => err.cause,
-    );
-    expect(failure?.details?.[0]?.code).toBe(ErrorCode.corruptImage);
-    expect(failure?.message).toMatch(
+    await expectCorruptBackupRefused(
+      'vmbt-restore-bitrot',
+      async (image) => {
+        // One byte inside the guest's data A: the qcow2 structure stays valid.
+        const at = (await fs.readFile(image)).indexOf(Buffer.alloc(64 * 1024, A.pattern)) + 4321;
+        expect(at).toBeGreaterThan(4321);
+        await writeAt(image, Buffer.from([A.pattern ^ 0x10]), at);
+      },
       /-disk0\.qcow2\.\d{8}T\d{6}Z is corrupt: .* differ from the backup's manifest/,
     );
-    expect(await virsh.state(vm)).toBe('running');
-    expect(await guestReads(vm, 0, B)).toBe(true);
-    expect(await vmEntry(vm)).toEqual(before);
   });
 
   it('restores a VM that was shut down at backup time, and one that libvirt no longer knows', async () => {
