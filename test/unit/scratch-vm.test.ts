@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseSaveHeader, withDomainXml } from '../../src/domain/save-image';
 import { hasInterfaces, scratchDomainXml } from '../../src/domain/scratch-xml';
-import { describeDomainXml, SAVE_HEADER_BYTES } from '../../src/domain/verification';
+import { describeDomainXml } from '../../src/domain/verification';
 
 const XML = `<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>vm1</name>
@@ -66,47 +65,5 @@ describe('scratch VM XML', () => {
   it('refuses a DOCTYPE and broken XML', () => {
     expect(() => scratchDomainXml(`<!DOCTYPE x>${XML}`, change)).toThrow(/DOCTYPE/);
     expect(() => scratchDomainXml(XML.replace('</name>', ''), change)).toThrow(/not well-formed/);
-  });
-});
-
-function saveImageHead(xml: string, cookie: string, dataBytes: number): Buffer {
-  const b = Buffer.alloc(SAVE_HEADER_BYTES + dataBytes);
-  b.write('LibvirtQemudSave', 0, 'latin1');
-  b.writeUInt32LE(2, 16);
-  b.writeUInt32LE(dataBytes, 20);
-  b.writeUInt32LE(1, 24);
-  b.writeUInt32LE(Buffer.byteLength(xml) + 1, 32);
-  b.write(xml, SAVE_HEADER_BYTES);
-  b.write(cookie, SAVE_HEADER_BYTES + Buffer.byteLength(xml) + 1);
-  return b;
-}
-
-describe('save image header', () => {
-  const head = saveImageHead('<domain><name>a</name></domain>', '<cookie/>', 4096);
-
-  it('reads the XML and the cookie', () => {
-    expect(parseSaveHeader(head)).toMatchObject({ dataBytes: 4096, xml: '<domain><name>a</name></domain>' });
-    expect(parseSaveHeader(head).cookie.toString()).toBe('<cookie/>');
-  });
-
-  it('puts a longer XML in place, moving the cookie behind it and keeping the data length and the rest of the header', () => {
-    const xml = '<domain><name>a-much-longer-name</name></domain>';
-    const out = withDomainXml(head, xml);
-    expect(out.length).toBe(head.length);
-    expect(out.readUInt32LE(20)).toBe(4096);
-    expect(out.readUInt32LE(24)).toBe(1);
-    expect(out.readUInt32LE(32)).toBe(Buffer.byteLength(xml) + 1);
-    expect(parseSaveHeader(out)).toMatchObject({ xml });
-    expect(parseSaveHeader(out).cookie.toString()).toBe('<cookie/>');
-  });
-
-  it('refuses an XML that does not fit', () => {
-    expect(() => withDomainXml(head, `<domain>${'x'.repeat(5000)}</domain>`)).toThrow(/does not fit/);
-  });
-
-  it('refuses what is not a save image', () => {
-    expect(() => parseSaveHeader(Buffer.from('Machine is not running, no state file\n'))).toThrow(
-      /not a complete libvirt save image/,
-    );
   });
 });
