@@ -9,6 +9,7 @@ import { convertStandalone, imageInfo, sameContent } from '../../hypervisor/qemu
 import { realBackupDir, type BackupRef } from './backup-dir';
 import { assertFreshTarget, confineReal } from './confine-real';
 import { heartbeat, type NodeDeps } from './context';
+import { failpoint } from './failpoints';
 import { durableRename, exists, setModeOwner, syncFile } from './files';
 
 export interface ExportDiskInput extends BackupRef {
@@ -48,7 +49,8 @@ async function backupImageOf(dir: string, vm: string, runDate: string, disk: str
  * export: one disk of a backup as a standalone qcow2 file (its backing chain read into it),
  * owner-only, compared with the backup's image before it appears under its name. The VM
  * and the backup are only read. A file already at the name is never overwritten, unless a
- * killed attempt of this export made it (a retry then finds it equal and is done).
+ * killed attempt of this export made it (a retry then finds it equal and is done). Crash
+ * points `export:convert|compare|rename:after` let the tests kill it at each step.
  */
 export async function exportDisk(deps: NodeDeps, input: ExportDiskInput): Promise<ExportDiskResult> {
   assertVmName(input.vm);
@@ -83,15 +85,18 @@ export async function exportDisk(deps: NodeDeps, input: ExportDiskInput): Promis
   heartbeat({ step: 'export', disk: input.disk, converting: image });
   try {
     await convertStandalone(image, part);
+    failpoint('export:convert:after');
     await setModeOwner(part, { mode: PRIVATE_FILE });
     heartbeat({ step: 'export', disk: input.disk, comparing: image });
     if (!(await sameContent(image, part)))
       throw new BackupError(ErrorCode.corruptImage, `the export of ${image} differs from it`);
     await syncFile(part);
+    failpoint('export:compare:after');
   } catch (err) {
     await fs.rm(part, { force: true });
     throw err;
   }
   await durableRename(part, to);
+  failpoint('export:rename:after');
   return result();
 }

@@ -21,6 +21,7 @@ import { check } from '../../hypervisor/qemu-img';
 import { PRIVATE_FILE } from '../../domain/modes';
 import { heartbeat, type NodeDeps } from './context';
 import { realBackupDir, type BackupRef } from './backup-dir';
+import { failpoint } from './failpoints';
 import { exists, writeFileAtomic } from './files';
 import { hashFile } from './hashing';
 import { readHead } from './read-head';
@@ -60,6 +61,7 @@ async function checkContents(
       heartbeat({ step: 'verify', file: entry.name, bytes: before + bytes, total }),
     );
     read += digest.size;
+    failpoint('verify:hash:after');
     if (digest.sha256 !== entry.sha256)
       problems.push({
         file: entry.name,
@@ -188,6 +190,7 @@ export async function verifyBackup(deps: NodeDeps, input: BackupRef): Promise<Ve
     files: manifest?.files.length ?? 0,
     problems,
   };
+  failpoint('verify:report:before');
   await writeFileAtomic(
     path.join(dir, verifyFileName(vm, runDate)),
     `${JSON.stringify(report, null, 2)}\n`,
