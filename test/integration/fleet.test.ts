@@ -339,12 +339,12 @@ describe('retention', () => {
     for (const date of kept) {
       expect(lines.find((l) => l.startsWith(date))).toMatch(
         new RegExp(
-          `complete \\(finished, 0\\)\\s+[\\d.]+ MiB\\s+${vm}-disk0\\.qcow2\\.${date} ${vm}\\.ldif\\.${date}`,
+          `complete \\(finished, 0\\)\\s+never\\s+[\\d.]+ MiB\\s+${vm}-disk0\\.qcow2\\.${date} ${vm}\\.ldif\\.${date} ${vm}\\.manifest\\.${date}`,
         ),
       );
     }
     expect(lines.find((l) => l.startsWith(after[2]!.runDate))).toMatch(
-      /INCOMPLETE \(snapshot, 3\)\s+0\.0 MiB\s+\(no files\)/,
+      /INCOMPLETE \(snapshot, 3\)\s+never\s+0\.0 MiB\s+\(no files\)/,
     );
   });
 });
