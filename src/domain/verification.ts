@@ -1,4 +1,5 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { SAVE_HEADER_BYTES, SAVE_IMAGE_MAGIC } from './save-image';
 
 /**
  * Verification of a kept backup: what was checked, what is wrong, and the mark that
@@ -122,10 +123,7 @@ export function describeDomainXml(xml: string): { name: string; disks: Described
   return { name, disks: disks.sort((a, b) => a.target.localeCompare(b.target)) };
 }
 
-const SAVE_MAGIC = 'LibvirtQemudSave';
 const SAVE_PARTIAL = 'LibvirtQemudPart';
-/** magic, then version, data length, was-running, compressed, cookie offset and 14 unused words. */
-export const SAVE_HEADER_BYTES = 16 + 4 * 19;
 
 /**
  * What the state file's first bytes say: a complete libvirt save image (and how long its
@@ -143,7 +141,7 @@ export function stateFileKind(
   const magic = head.subarray(0, 16).toString('latin1');
   if (magic === SAVE_PARTIAL)
     return { kind: 'bad', problem: 'a libvirt save image that was never completed' };
-  if (magic !== SAVE_MAGIC || head.length < SAVE_HEADER_BYTES)
+  if (magic !== SAVE_IMAGE_MAGIC || head.length < SAVE_HEADER_BYTES)
     return { kind: 'bad', problem: 'neither a libvirt save image nor the placeholder of a shut-down VM' };
   const version = head.readUInt32LE(16);
   const dataBytes = head.readUInt32LE(20);

@@ -1,3 +1,4 @@
+import { SAVE_HEADER_BYTES } from '../../src/domain/save-image';
 import { describe, expect, it } from 'vitest';
 import { buildManifest, parseManifest } from '../../src/domain/manifest';
 import {
@@ -6,7 +7,6 @@ import {
   formatMark,
   markOf,
   parseMark,
-  SAVE_HEADER_BYTES,
   stateFileKind,
   verificationDue,
   verifyOutcome,

@@ -1,3 +1,4 @@
+import { SAVE_HEADER_BYTES } from '../../domain/save-image';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { disksFromEntries } from '../../domain/vm';
@@ -5,7 +6,6 @@ import { BackupError, ErrorCode } from '../../domain/errors';
 import { manifestFileName, parseManifest, type Manifest } from '../../domain/manifest';
 import { assertRunDate, assertVmName } from '../../domain/names';
 import {
-  SAVE_HEADER_BYTES,
   describeDomainXml,
   diskDifferences,
   embeddedXml,
