@@ -165,3 +165,16 @@ export function interfaceCount(xml: string): number {
     .flatMap((c) => kids(c))
     .filter((d) => nameOf(d) === 'interface').length;
 }
+
+/** The MAC addresses of the interfaces, in order (undefined for one without). */
+export function interfaceMacs(xml: string): Array<string | undefined> {
+  const domain = parseDomain(xml).find(isElement)!;
+  return kids(domain)
+    .filter((c) => nameOf(c) === 'devices')
+    .flatMap((c) => kids(c))
+    .filter((d) => nameOf(d) === 'interface')
+    .map((i) => {
+      const mac = kids(i).find((k) => nameOf(k) === 'mac');
+      return mac ? attr(mac, 'address') : undefined;
+    });
+}

@@ -153,18 +153,9 @@ describe('the control identity', () => {
     expect((await asAdmin((dir) => dir.read(tree.vm(VM))))?.attributes['sstnode']).toEqual(['acl-node']);
   });
 
-  it('cannot write outside the VM subtrees nor add or delete a VM', async () => {
+  it('cannot write outside the VM subtrees nor delete a VM', async () => {
     const refused: Array<[string, (dir: Directory) => Promise<void>]> = [
       ['the pool plan', (dir) => dir.replace(tree.poolBackup(POOL), { sstCronActive: 'TRUE' })],
-      [
-        'a new VM',
-        (dir) =>
-          dir.add(tree.vm('acl-other'), {
-            objectClass: ['top', 'organizationalUnit', 'extensibleObject'],
-            ou: 'acl-other',
-            sstVirtualMachine: 'acl-other',
-          }),
-      ],
       ['the VM entry itself', (dir) => dir.del(tree.vm(VM))],
       ['a person', (dir) => dir.replace(personDn, { sn: 'Changed' })],
       [
@@ -186,13 +177,38 @@ describe('the control identity', () => {
     const left = await asAdmin(async (dir) => ({
       cron: (await dir.read(tree.poolBackup(POOL)))?.attributes['sstcronactive'],
       vm: await dir.read(tree.vm(VM), ['1.1']),
-      other: await dir.read(tree.vm('acl-other'), ['1.1']),
       sn: (await dir.read(personDn))?.attributes['sn'],
     }));
     expect(left.cron).toEqual(['FALSE']);
     expect(left.vm).toBeDefined();
-    expect(left.other).toBeUndefined();
     expect(left.sn).toEqual(['Person']);
+  });
+
+  it('may add a VM with its node and subtree (restore --as), but then neither change its node nor delete it', async () => {
+    const other = tree.vm('acl-other');
+    await asAdmin(async (dir) => {
+      for (const dn of [`ou=devices,${other}`, other]) if (await dir.read(dn, ['1.1'])) await dir.del(dn);
+    });
+    await withDirectory(control, async (dir) => {
+      await dir.add(other, {
+        objectClass: ['top', 'organizationalUnit', 'extensibleObject'],
+        ou: 'acl-other',
+        sstVirtualMachine: 'acl-other',
+        sstNode: 'acl-node',
+      });
+      await dir.add(`ou=devices,${other}`, { objectClass: ['top', 'organizationalUnit'], ou: 'devices' });
+    });
+    for (const op of [
+      (dir: Directory) => dir.replace(other, { sstNode: 'another-node' }),
+      (dir: Directory) => dir.del(`ou=devices,${other}`).then(() => dir.del(other)),
+    ]) {
+      const err = await failure(() => withDirectory(control, op));
+      expect(err).toBeInstanceOf(InsufficientAccessError);
+    }
+    expect((await asAdmin((dir) => dir.read(other)))?.attributes['sstnode']).toEqual(['acl-node']);
+    await asAdmin(async (dir) => {
+      for (const dn of [`ou=devices,${other}`, other]) if (await dir.read(dn, ['1.1'])) await dir.del(dn);
+    });
   });
 
   it("cannot read people's or its own userPassword", async () => {
