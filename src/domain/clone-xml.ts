@@ -148,6 +148,9 @@ export function cloneDomainXml(xml: string, spec: CloneSpec): string {
       c[name] = [textNode(spec.uuid)];
       hasUuid = true;
     } else if (name === 'devices') cloneDevices(c, spec, seen);
+    // A copy would open the original's UEFI variable store: refused until it is copied too.
+    else if (name === 'os' && kids(c).some((k) => nameOf(k) === 'nvram'))
+      throw refuse("it has an <nvram> (UEFI variables), which would be the original's file");
   }
   if (!hasUuid) {
     const at = children.findIndex((c) => nameOf(c) === 'name');

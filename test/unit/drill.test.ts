@@ -85,6 +85,14 @@ describe('cloneDomainXml', () => {
     ).toThrow(/DOCTYPE/);
   });
 
+  it("refuses a UEFI VM's <nvram>: the copy would write the original's variable store", () => {
+    const uefi = XML.replace(
+      '<devices>',
+      '<os><nvram>/var/lib/libvirt/qemu/nvram/web1_VARS.fd</nvram></os>\n  <devices>',
+    );
+    expect(() => cloneDomainXml(uefi, { ...spec, interfaces: 'keep' })).toThrow(/nvram/);
+  });
+
   it('escapes what it writes: a name cannot inject XML', () => {
     const out = cloneDomainXml(XML, { ...spec, name: `a<b>&"c'`, interfaces: 'keep' });
     expect(out).toContain('<name>a&lt;b&gt;&amp;&quot;c&apos;</name>');

@@ -274,6 +274,11 @@ export async function restoreAs(deps: NodeDeps, input: RestoreAsInput): Promise<
     throw new BackupError(ErrorCode.missingFiles, `${p.backupState} is missing`);
   const head = (await readHead(p.backupState, PLACEHOLDER_STATE.length)).toString('utf8');
   const withState = head !== PLACEHOLDER_STATE;
+  // What cannot be cloned (a UEFI variable store, a non-file disk) is refused before any copy.
+  newXml(await fs.readFile(p.backupXml, 'utf8'), input, p, {
+    uuid: '00000000-0000-0000-0000-000000000000',
+    macs: [],
+  });
   const manifestFile = path.join(p.backupDir, manifestFileName(input.vm, input.runDate));
   const manifest = (await exists(manifestFile))
     ? parseManifest(await fs.readFile(manifestFile, 'utf8'), input.vm, input.runDate)
