@@ -283,6 +283,14 @@ export function maintenanceSchedules(env: Env = process.env): MaintenanceSchedul
       note: 'verifies every kept backup not verified within the window, one at a time per node',
       input: { windowDays: verifyWindowDays(env) },
     },
+    {
+      id: 'vmbackup-drill',
+      workflowType: 'drillFleet',
+      cron: cron('VMBACKUP_DRILL_CRON', '0 3 1 * *'),
+      timezone,
+      note: "restore drill of every VM's latest backup, one VM at a time per node",
+      input: {},
+    },
   ];
 }
 

@@ -11,6 +11,9 @@ import { connectClient } from '../temporal/connect';
 import { runCodecServer } from './codec-server';
 import { runVerify } from './verify';
 import { runExport } from './export';
+import { runStatus } from './status';
+import { runDrill } from './drill';
+import { runRestoreAs } from './restore-as';
 
 const HELP: Record<string, string> = {
   main: `vmbackup — backup of libvirt VMs orchestrated by Temporal
@@ -20,10 +23,13 @@ Usage:
   vmbackup worker node --node <name>   run the node worker of a hypervisor
   vmbackup backup <vm...> [--wait]     back up one or several VMs
   vmbackup restore <vm> [--backup D]   start a restore and show its conflicts
+  vmbackup restore <vm> --as <new> [--backup D]  the backup as a new VM; the original untouched
   vmbackup restore decide|abort|status <vm>
+  vmbackup status [--node N] [--json]  every VM: last good backup, last run, verification; exit 1 if any needs attention
   vmbackup backups <vm>                list a VM's backups: date, state, verification, size, files
   vmbackup verify <vm> [--backup D|--all]  re-read a backup against its manifest and check it
   vmbackup export <vm> --disk vdb --to F [--backup D]  one disk of a backup as a standalone qcow2
+  vmbackup drill <vm> [--backup D]     restore a backup into a scratch VM, check it runs, remove it
   vmbackup schedules sync [--dry-run]  make Temporal schedules match the backup plans
   vmbackup codec-server [--port N]     decrypt payloads for the Temporal UI and CLI
 
@@ -59,17 +65,46 @@ was off), XML and LDIF parse and describe the same disks, and every disk has its
 The outcome is marked on the run leaf (shown by \`vmbackup backups\`) and written to
 <vm>.verify.<date> in the backup directory. Prints each bad file by name and what is
 wrong. Exit 0 when every backup passed (or has no manifest, said so), 1 when any failed.`,
+  status: `Usage: vmbackup status [--node <name>] [--json]
+
+One line per VM of the directory (or of one node): its plan and mode, the last good
+backup and its age, the last run's outcome, why the nightly run skips it, the newest
+backup's verification, the next scheduled run, and OK or FAIL with the reasons. Exit 0
+when every VM that should be backed up (not excluded, with a scheduled plan) has a good
+backup within its schedule's period (plus 2 h; 26 h when it cannot be told), its newest
+backup did not fail verification, its last run did not fail, the nightly run does not
+skip it and its node has a worker; 1 otherwise. Usable as a Nagios/Icinga check as it is.
+--json prints {"ok": …, "vms": [...]} with the same fields (see README).`,
   export: `Usage: vmbackup export <vm> --disk <target> --to <file> [--backup YYYYMMDDThhmmssZ]
 
 Writes one disk of a backup (default: the latest complete one) as a standalone qcow2 file
 <file> on the VM's node, without touching the VM. <file> must be an absolute path inside a
 storage root (VMBACKUP_STORAGE_ROOTS) and must not exist; it is owner-only (guest data) and
 compared with the backup's image before it appears under its name.`,
+  drill: `Usage: vmbackup drill <vm> [--backup YYYYMMDDThhmmssZ]
+
+Restore drill on the VM's node: the backup (default the latest complete one) comes up as a
+scratch VM <vm>-drill-<MMDDhhmm> with a new UUID, its disks and state copied into
+<retain root>/drills/<vm>/<date>/ (checked against the manifest, compared with the backup's
+images before it runs), from its saved state (interfaces on the isolated libvirt network
+vmbackup-drill) or booted without interfaces when the VM was off. It must reach running;
+then it is destroyed and everything it made removed, also after a crash. The live VM and
+its directory entry are never touched. The result is written to <vm>.drill.<date> in the
+backup directory. Exit 0 when the drill passed, 1 when it failed.
+The schedule vmbackup-drill (VMBACKUP_DRILL_CRON, default '0 3 1 * *', 'off' to turn off)
+drills every VM's latest backup monthly, one VM at a time per node.`,
   restore: `Usage:
   vmbackup restore <vm> [--backup YYYYMMDDThhmmssZ] [--decision-timeout <seconds>]
       Starts the restore of <vm> from that backup (default: the latest finished one),
       waits until the conflicts between the backed-up and the live configuration are
       known and prints them. Nothing live is touched before a decision.
+  vmbackup restore <vm> --as <new-name> [--backup YYYYMMDDThhmmssZ]
+      Brings the backup up as a new VM <new-name> on the same node: a new UUID and new MAC
+      addresses, its disks copied next to the original's (named after the new VM), from
+      the saved state (or defined and left off as the VM was), and a directory entry copied
+      from the backed-up one with sstNode the original's. The original VM, its disks, XML
+      and entry are not touched. A name already taken (entry, domain or image) is refused
+      and nothing is changed.
   vmbackup restore decide <vm> [--take-backup id,id] [--keep-live id,id] [--all-backup|--all-live] [--wait]
       Decides every conflict (ids from the table); --all-* sets the side of those not named.
       Returns once the decision is accepted; --wait follows the restore to its end.
@@ -174,6 +209,29 @@ async function main(argv: string[]): Promise<number> {
     return runScheduleSync(!!values['dry-run'], out);
   }
   if (command === 'codec-server') return runCodecServer(rest, out);
+  if (command === 'status') {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: { node: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+    });
+    if (values.help) return (out(HELP['status']!), 0);
+    if (positionals.length) {
+      console.error(HELP['status']);
+      return 2;
+    }
+    const config = temporalConfig();
+    const client = await connectClient(config);
+    try {
+      return await runStatus(
+        client,
+        { node: values.node, json: !!values.json, namespace: config.namespace },
+        out,
+      );
+    } finally {
+      await client.connection.close();
+    }
+  }
   if (command === 'export') {
     const { values, positionals } = parseArgs({
       args: rest,
@@ -197,6 +255,24 @@ async function main(argv: string[]): Promise<number> {
         { vm: positionals[0]!, backup: values.backup, disk: values.disk, to: values.to },
         out,
       );
+    } finally {
+      await client.connection.close();
+    }
+  }
+  if (command === 'drill') {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: { backup: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+    });
+    if (values.help) return (out(HELP['drill']!), 0);
+    if (positionals.length !== 1) {
+      console.error(HELP['drill']);
+      return 2;
+    }
+    const client = await connectClient(temporalConfig());
+    try {
+      return await runDrill(client, { vm: positionals[0]!, backup: values.backup }, out);
     } finally {
       await client.connection.close();
     }
@@ -228,6 +304,7 @@ async function main(argv: string[]): Promise<number> {
       args: rest,
       options: {
         backup: { type: 'string' },
+        as: { type: 'string' },
         'decision-timeout': { type: 'string' },
         'take-backup': { type: 'string' },
         'keep-live': { type: 'string' },
@@ -268,6 +345,8 @@ async function main(argv: string[]): Promise<number> {
       }
       if (sub === 'abort') return await abortRestore(client, { vm, reason: values.reason }, out);
       if (sub === 'status') return await showRestore(client, vm, out);
+      if (values.as !== undefined)
+        return await runRestoreAs(client, { vm, as: values.as, backup: values.backup }, out);
       return await startRestore(
         client,
         { vm, backup: values.backup, decisionTimeoutSeconds: timeout ? Number(timeout) : undefined },

@@ -72,15 +72,16 @@ function same(a: PlanRef, b: PlanRef): boolean {
   return a.level === b.level && (a.name ?? '') === (b.name ?? '');
 }
 
+/** A VM as the nightly runs see it, with the plan whose schedule backs it up (none: never scheduled). */
+export interface FleetCandidate extends NightlyCandidate {
+  schedule?: PlanRef | undefined;
+}
+
 /**
- * The VMs a plan's schedule backs up: those whose nearest plan with cron fields (VM, then
- * pool, then global) is this one, with what the nightly run needs to decide about each.
+ * Every VM of the directory with what the nightly run needs to decide about it, and the
+ * nearest plan with cron fields (VM, then pool, then global) whose schedule backs it up.
  */
-export async function nightlyCandidates(
-  dir: Directory,
-  tree: StoneyTree,
-  plan: PlanRef,
-): Promise<NightlyCandidate[]> {
+export async function fleetCandidates(dir: Directory, tree: StoneyTree): Promise<FleetCandidate[]> {
   const plans = await planEntries(dir, tree);
   const byKey = new Map(plans.map((p) => [`${p.ref.level}:${p.ref.name ?? ''}`, p]));
   const vms = await dir.search(tree.virtualMachines, 'one', '(objectClass=sstVirtualizationVirtualMachine)', [
@@ -88,7 +89,7 @@ export async function nightlyCandidates(
     'sstNode',
     'sstVirtualMachinePool',
   ]);
-  const out: NightlyCandidate[] = [];
+  const out: FleetCandidate[] = [];
   for (const vm of vms) {
     const name = vm.attributes['sstvirtualmachine']?.[0] ?? '';
     const pool = vm.attributes['sstvirtualmachinepool']?.[0];
@@ -101,11 +102,11 @@ export async function nightlyCandidates(
     const governing = chain.find((r) =>
       hasClass(byKey.get(`${r.level}:${r.name ?? ''}`)?.attributes, CRON_CLASS),
     );
-    if (!governing || !same(governing, plan)) continue;
-    const candidate: NightlyCandidate = {
+    const candidate: FleetCandidate = {
       vm: name,
       node: vm.attributes['sstnode']?.[0] ?? '',
       excluded: false,
+      ...(governing && { schedule: governing }),
     };
     try {
       assertVmName(name);
@@ -136,6 +137,17 @@ export async function nightlyCandidates(
     out.push(candidate);
   }
   return out;
+}
+
+/** The VMs a plan's schedule backs up, with what the nightly run needs to decide about each. */
+export async function nightlyCandidates(
+  dir: Directory,
+  tree: StoneyTree,
+  plan: PlanRef,
+): Promise<NightlyCandidate[]> {
+  return (await fleetCandidates(dir, tree))
+    .filter((c) => c.schedule && same(c.schedule, plan))
+    .map(({ schedule: _, ...c }) => c);
 }
 
 export async function removeLeaf(

@@ -5,3 +5,6 @@ export { nightlyBackup } from './nightly-backup';
 export { listBackups } from './list-backups';
 export { verifyBackups, verifyFleet } from './verify-backups';
 export { exportDisk } from './export-disk';
+export { drillBackup, drillFleet } from './drill-backup';
+export { fleetStatus } from './fleet-status';
+export { restoreAs } from './restore-as';

@@ -10,17 +10,21 @@ import {
 } from '../../directory/run-leaf';
 import { exportVmLdif, readPlan, readVm } from '../../directory/vm-directory';
 import { BackupError, ErrorCode } from '../../domain/errors';
-import { assertRunDate, assertVmName } from '../../domain/names';
+import { assertNodeName, assertRunDate, assertVmName } from '../../domain/names';
 import type { BackupPlan } from '../../domain/plan';
 import type { LeafUpdate } from '../../domain/protocol';
 import type { VmRecord } from '../../domain/vm';
 import { asFailure } from '../failure';
-import { nightlyCandidates, readPlanSchedules, removeLeaf } from '../../directory/plans';
+import { fleetCandidates, nightlyCandidates, readPlanSchedules, removeLeaf } from '../../directory/plans';
 import { selectForNightly, type NightlySelection } from '../../domain/nightly';
 import type { PlanRef, PlanSchedule } from '../../domain/schedules';
 import { parseLdif } from '../../directory/ldif-parse';
 import { VERIFICATION_DESCRIPTION } from '../../domain/verification';
+import { scheduleId } from '../../domain/schedules';
+import { isCompleteRun } from '../../domain/runs';
+import type { VmFacts } from '../../domain/status';
 import { chooseBackup, writeVmEntries } from '../../directory/restore-directory';
+import { addEntries, copyVmEntries, type VmCopy } from '../../directory/vm-copy';
 import {
   findConflicts,
   inconsistencies,
@@ -160,6 +164,17 @@ export function createDirectoryActivities(config: DirectoryConfig) {
       assertRunDate(runDate);
       await directory((dir) => removeLeaf(dir, tree, vm, runDate));
     }),
+    /** True when the directory has an entry for the VM (restore `--as` refuses a taken name). */
+    vmEntryExists: asFailure(async (vm: string): Promise<boolean> => {
+      assertVmName(vm);
+      return directory(async (dir) => !!(await dir.read(tree.vm(vm), ['1.1'])));
+    }),
+    /** The new VM's entries of a restore `--as`: the original's backed-up subtree, renamed. */
+    addRestoredVm: asFailure(async (ldif: string, copy: VmCopy): Promise<void> => {
+      assertVmName(copy.vm);
+      assertVmName(copy.as);
+      await directory((dir) => addEntries(dir, copyVmEntries(ldif, tree, copy)));
+    }),
     listRuns: asFailure(async (vm: string): Promise<LeafState[]> => {
       assertVmName(vm);
       return directory((dir) => readLeaves(dir, tree, vm));
@@ -171,6 +186,39 @@ export function createDirectoryActivities(config: DirectoryConfig) {
       if (!mark.startsWith(VERIFICATION_DESCRIPTION) || mark.includes('\n'))
         throw new BackupError(ErrorCode.unsupportedConfigurationValue, 'not a verification mark');
       return directory((dir) => markLeafVerification(dir, tree, vm, runDate, mark));
+    }),
+    /** What `vmbackup status` shows of each VM (of one node, if given), as the directory has it. */
+    fleetStatus: asFailure(async (node?: string): Promise<VmFacts[]> => {
+      if (node !== undefined) assertNodeName(node);
+      return directory(async (dir) => {
+        const out: VmFacts[] = [];
+        for (const c of await fleetCandidates(dir, tree)) {
+          if (node !== undefined && c.node !== node) continue;
+          const { schedule, ...candidate } = c;
+          const facts: VmFacts = {
+            ...candidate,
+            ...(schedule && { scheduleId: scheduleId(schedule) }),
+            runs: [],
+          };
+          if (!c.problem) {
+            facts.runs = (await readLeaves(dir, tree, c.vm)).map((r) => ({
+              runDate: r.runDate,
+              mode: r.mode,
+              returnValue: r.returnValue,
+              complete: isCompleteRun(r),
+              ...(r.verification && { verification: r.verification }),
+            }));
+            try {
+              const plan = await readPlan(dir, tree, await readVm(dir, tree, c.vm));
+              facts.plan = { level: plan.level, mode: plan.mode };
+            } catch (err) {
+              facts.problem = `its backup plan is unusable: ${(err as Error).message}`;
+            }
+          }
+          out.push(facts);
+        }
+        return out;
+      });
     }),
     /** Every VM of the directory with its node and its runs: what scheduled verification looks at. */
     listFleetRuns: asFailure(async (): Promise<FleetRuns[]> =>

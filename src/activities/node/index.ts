@@ -11,6 +11,8 @@ import { merge } from './merge';
 import { retain } from './retain';
 import { verifyBackup } from './verify';
 import { exportDisk } from './export-disk';
+import { drillBackup, type DrillInput } from './drill';
+import { forgetRestoreAs, restoreAs, type RestoreAsInput } from './restore-as';
 import { saveSpan } from './save-slots';
 import { inspectForSnapshot, rollbackSnapshot, snapshot } from './snapshot';
 import type { SnapshotInput, VmRunInput } from './types';
@@ -59,6 +61,20 @@ export function createNodeActivities(config: NodeConfig, placement: PlacementChe
   return {
     verifyBackup: asFailure(placedRead(verifyBackup)),
     exportDisk: asFailure(placedRead(exportDisk)),
+    // A drill only reads the backup and has scratch files of its own: never queued behind the
+    // VM's backup steps, but one drill of a VM at a time (its own lock).
+    drill: asFailure((input: DrillInput) =>
+      oneAtATime(`drill:${String(input?.vm)}`, () =>
+        withVmFileLock(`${String(input?.vm)}.drill`, () => placedRead(drillBackup)(input)),
+      ),
+    ),
+    // Changes only files and a domain of the new name: not queued behind the original's backup.
+    restoreAs: asFailure((input: RestoreAsInput) =>
+      oneAtATime(`as:${String(input?.as)}`, () =>
+        withVmFileLock(`${String(input?.as)}.restore-as`, () => placedRead(restoreAs)(input)),
+      ),
+    ),
+    forgetRestoreAs: asFailure(placedRead(forgetRestoreAs)),
     inspectForSnapshot: asFailure(guarded(inspectForSnapshot)),
     // Read-only and brief: not queued behind the VM's running step.
     saveSpan: asFailure((input: VmRunInput) => saveSpan(deps, input)),
