@@ -1,12 +1,9 @@
-import { executeChild, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { executeChild, workflowInfo } from '@temporalio/workflow';
 import type { DrillReport } from '../activities/node/drill';
 import type { Timing } from '../config';
-import { ErrorCode } from '../domain/errors';
-import { assertRunDate, assertVmName } from '../domain/names';
-import { isCompleteRun } from '../domain/runs';
 import { directory, nodeActivities } from './activities';
+import { keptBackup } from './kept-backup';
 import { backupFailure, summarizeFailure } from './failures';
-import { NodeKey } from './search-attributes';
 import { verificationQueues } from './verify-backups';
 
 export interface DrillBackupInput {
@@ -25,28 +22,8 @@ export const drillWorkflowId = (vm: string): string => `drill/${vm}`;
  * passed and what failed. A failed drill is a result, not a workflow failure.
  */
 export async function drillBackup(input: DrillBackupInput): Promise<DrillReport> {
-  try {
-    assertVmName(input.vm);
-    if (input.backup !== undefined) assertRunDate(input.backup);
-  } catch (err) {
-    throw backupFailure((err as Error).message, ErrorCode.unsupportedConfigurationValue);
-  }
+  const { target, run } = await keptBackup(input, 'drill a backup of');
   const vm = input.vm;
-  let target;
-  try {
-    target = await directory.loadBackupTarget(vm);
-  } catch (err) {
-    const f = summarizeFailure(err);
-    throw backupFailure(`cannot drill a backup of ${vm}: ${f.message}`, f.code);
-  }
-  upsertSearchAttributes([{ key: NodeKey, value: [target.vm.node] }]);
-  const complete = (await directory.listRuns(vm)).filter(isCompleteRun);
-  const run = input.backup ? complete.find((r) => r.runDate === input.backup) : complete.at(-1);
-  if (!run)
-    throw backupFailure(
-      input.backup ? `VM ${vm} has no complete backup ${input.backup}` : `VM ${vm} has no complete backup`,
-      ErrorCode.missingFiles,
-    );
   // Once scratch files exist only the node can remove them: retried like backup steps.
   const { work } = nodeActivities(target.vm.node, input.timing);
   try {

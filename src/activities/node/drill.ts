@@ -7,7 +7,7 @@ import { cloneDomainXml, interfaceCount } from '../../domain/clone-xml';
 import { fileDisks } from '../../domain/domain-xml';
 import { manifestFileName, parseManifest, type Manifest } from '../../domain/manifest';
 import { assertRunDate, assertVmName } from '../../domain/names';
-import { parseSaveData, parseSaveHeader, rewriteSaveData, SAVE_HEADER_BYTES } from '../../domain/save-image';
+import { rewriteSavedXml, savedXml } from './save-image-file';
 import { decideDrill, type DrillAction, type DrillWorld } from '../../domain/steps/drill';
 import { check, sameContent } from '../../hypervisor/qemu-img';
 import { CommandError } from '../../hypervisor/run';
@@ -23,7 +23,15 @@ import { confineReal } from './confine-real';
 import { heartbeat, type NodeDeps } from './context';
 import { confine } from '../../domain/paths';
 import { drive } from './drive';
-import { durableHashedCopy, durableUnlink, ensureDir, exists, syncDir, writeFileAtomic } from './files';
+import {
+  durableHashedCopy,
+  durableUnlink,
+  ensureDir,
+  exists,
+  readJsonIfThere,
+  syncDir,
+  writeFileAtomic,
+} from './files';
 import { observeDomain } from './observe';
 import { readHead } from './read-head';
 import { PLACEHOLDER_STATE } from './snapshot';
@@ -128,15 +136,6 @@ async function places(deps: NodeDeps, input: DrillInput): Promise<DrillPlaces> {
   };
 }
 
-async function readJson<T>(file: string): Promise<T | undefined> {
-  try {
-    return JSON.parse(await fs.readFile(file, 'utf8')) as T;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
 const writeJournal = (p: DrillPlaces, j: DrillJournal) =>
   writeFileAtomic(p.journal, JSON.stringify(j) + '\n', 0o600);
 
@@ -157,23 +156,9 @@ function scratchXml(xml: string, p: DrillPlaces, uuid: string, fromState: boolea
   });
 }
 
-/** Rewrites the domain XML in the header of a copied save image, in place (same length). */
-async function rewriteStateCopy(file: string, p: DrillPlaces, uuid: string): Promise<void> {
-  const handle = await fs.open(file, 'r+');
-  try {
-    const head = Buffer.alloc(SAVE_HEADER_BYTES);
-    await handle.read(head, 0, SAVE_HEADER_BYTES, 0);
-    const { dataLen } = parseSaveHeader(head);
-    const all = Buffer.alloc(SAVE_HEADER_BYTES + dataLen);
-    await handle.read(all, 0, all.length, 0);
-    const image = parseSaveData(all);
-    const out = rewriteSaveData(image, scratchXml(image.xml, p, uuid, true));
-    await handle.write(out, 0, out.length, 0);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
+/** The copied state's header XML becomes the scratch domain's. */
+const rewriteStateCopy = (file: string, p: DrillPlaces, uuid: string) =>
+  rewriteSavedXml(file, (xml) => scratchXml(xml, p, uuid, true));
 
 const NETWORK_XML = `<network><name>${DRILL_NETWORK}</name><bridge name='vmbdrill0' stp='on' delay='0'/></network>\n`;
 
@@ -183,14 +168,14 @@ async function observeDrill(
   p: DrillPlaces,
   withState: boolean,
 ): Promise<DrillWorld & { journalData?: DrillJournal | undefined }> {
-  const j = await readJson<DrillJournal>(p.journal);
-  const result = await readJson<{ drillId?: string }>(p.result);
+  const j = await readJsonIfThere<DrillJournal>(p.journal);
+  const result = await readJsonIfThere<{ drillId?: string }>(p.result);
   const domain = await observeDomain(deps.virsh, p.scratch);
   const uuid = domain.state === 'absent' ? undefined : await domainUuid(deps.virsh.uri, p.scratch);
   const disks = [];
   for (const d of p.disks) disks.push({ target: d.target, copied: await exists(d.copy) });
   const needsNetwork =
-    withState && (await exists(p.stateCopy)) ? interfaceCount(await stateXml(p.stateCopy)) > 0 : false;
+    withState && (await exists(p.stateCopy)) ? interfaceCount(await savedXml(p.stateCopy)) > 0 : false;
   return {
     vm: input.vm,
     scratch: p.scratch,
@@ -210,12 +195,6 @@ async function observeDrill(
     checked: !!j?.checked,
     resultWritten: result?.drillId === input.drillId,
   };
-}
-
-async function stateXml(file: string): Promise<string> {
-  const head = await readHead(file, SAVE_HEADER_BYTES);
-  const { dataLen } = parseSaveHeader(head);
-  return parseSaveData(await readHead(file, SAVE_HEADER_BYTES + dataLen)).xml;
 }
 
 /** A business failure of the drill's subject (a bad image, a VM that does not start) is a finding, not an error. */
@@ -313,7 +292,7 @@ async function drillAct(
           await createTransient(uri, p.xmlCopy);
         }
       });
-      return writeJournal(p, { ...(await readJson<DrillJournal>(p.journal))!, started: true });
+      return writeJournal(p, { ...(await readJsonIfThere<DrillJournal>(p.journal))!, started: true });
     case 'check-running': {
       // Running twice, a second apart: a guest that dies at once (a bad state) shows here.
       let problem: string | undefined;
@@ -368,7 +347,7 @@ async function drillAct(
 /** The scratch domain's XML, from the copied state's header (already rewritten) or the backed-up XML. */
 async function writeScratchXml(p: DrillPlaces, j: DrillJournal, fromState: boolean): Promise<string> {
   const xml = fromState
-    ? await stateXml(p.stateCopy)
+    ? await savedXml(p.stateCopy)
     : scratchXml(await fs.readFile(p.backupXml, 'utf8'), p, j.uuid, false);
   await writeFileAtomic(p.xmlCopy, xml, 0o600);
   return p.xmlCopy;
@@ -398,6 +377,6 @@ export async function drillBackup(deps: NodeDeps, input: DrillInput): Promise<Dr
     decide: decideDrill,
     act: (a, w) => drillAct(deps, input, p, manifest, a, w),
   });
-  const report = (await readJson<DrillReport>(p.result))!;
+  const report = (await readJsonIfThere<DrillReport>(p.result))!;
   return { ...report, file: p.result };
 }

@@ -51,6 +51,16 @@ export async function durableUnlink(file: string): Promise<void> {
   });
 }
 
+/** A small JSON file the node wrote (journal, result), or undefined when there is none. */
+export async function readJsonIfThere<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8')) as T;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
 /** Open flags of every file the node creates: a new file, never one that exists, never through a symlink. */
 const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 

@@ -8,7 +8,7 @@ import { manifestFileName, parseManifest, type Manifest } from '../../domain/man
 import { PRIVATE_DIR, PRIVATE_FILE } from '../../domain/modes';
 import { assertRunDate, assertVmName } from '../../domain/names';
 import { confine } from '../../domain/paths';
-import { parseSaveData, parseSaveHeader, rewriteSaveData, SAVE_HEADER_BYTES } from '../../domain/save-image';
+import { rewriteSavedXml, savedXml } from './save-image-file';
 import { decideRestoreAs, type RestoreAsAction, type RestoreAsWorld } from '../../domain/steps/restore-as';
 import { domainUuid } from '../../hypervisor/virsh-scratch';
 import { realBackupDir, type BackupRef } from './backup-dir';
@@ -23,6 +23,7 @@ import {
   setModeOwner,
   syncDir,
   writeFileAtomic,
+  readJsonIfThere,
 } from './files';
 import { observeDomain } from './observe';
 import { readHead } from './read-head';
@@ -65,15 +66,6 @@ export function newImageName(original: string, vm: string, as: string): string {
 
 /** A locally administered MAC in QEMU's range. */
 const newMac = () => `52:54:00:${[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
-
-async function readJson<T>(file: string): Promise<T | undefined> {
-  try {
-    return JSON.parse(await fs.readFile(file, 'utf8')) as T;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
 
 interface Places {
   backupDir: string;
@@ -149,21 +141,9 @@ function newXml(xml: string, input: RestoreAsInput, p: Places, j: Journal): stri
   });
 }
 
-async function rewriteState(file: string, input: RestoreAsInput, p: Places, j: Journal): Promise<void> {
-  const handle = await fs.open(file, 'r+');
-  try {
-    const head = Buffer.alloc(SAVE_HEADER_BYTES);
-    await handle.read(head, 0, SAVE_HEADER_BYTES, 0);
-    const all = Buffer.alloc(SAVE_HEADER_BYTES + parseSaveHeader(head).dataLen);
-    await handle.read(all, 0, all.length, 0);
-    const image = parseSaveData(all);
-    const out = rewriteSaveData(image, newXml(image.xml, input, p, j));
-    await handle.write(out, 0, out.length, 0);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
+/** The copied state's header XML becomes the new VM's. */
+const rewriteState = (file: string, input: RestoreAsInput, p: Places, j: Journal) =>
+  rewriteSavedXml(file, (xml) => newXml(xml, input, p, j));
 
 async function observe(
   deps: NodeDeps,
@@ -171,7 +151,7 @@ async function observe(
   p: Places,
   withState: boolean,
 ): Promise<RestoreAsWorld & { j?: Journal | undefined }> {
-  const j = await readJson<Journal>(p.journal);
+  const j = await readJsonIfThere<Journal>(p.journal);
   const domain = await observeDomain(deps.virsh, input.as);
   const uuid = domain.state === 'absent' ? undefined : await domainUuid(deps.virsh.uri, input.as);
   const images = [];
@@ -242,12 +222,7 @@ async function act(
         ErrorCode.cannotRestoreMachine,
         `restore ${input.as} from the state of ${input.vm}`,
         async () => {
-          const xml = parseSaveData(
-            await readHead(
-              p.stateCopy,
-              SAVE_HEADER_BYTES + parseSaveHeader(await readHead(p.stateCopy, SAVE_HEADER_BYTES)).dataLen,
-            ),
-          ).xml;
+          const xml = await savedXml(p.stateCopy);
           await writeFileAtomic(p.xmlFile, xml, 0o600);
           await deps.virsh.restore(p.stateCopy, p.xmlFile);
         },
@@ -290,7 +265,7 @@ export async function restoreAs(deps: NodeDeps, input: RestoreAsInput): Promise<
     decide: decideRestoreAs,
     act: (a, w) => act(deps, input, p, manifest, a, w),
   });
-  const j = (await readJson<Journal>(p.journal))!;
+  const j = (await readJsonIfThere<Journal>(p.journal))!;
   const oldMacs = interfaceMacs(await fs.readFile(p.backupXml, 'utf8'));
   return {
     vm: input.vm,
