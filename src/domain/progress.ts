@@ -11,7 +11,7 @@ export interface StepProgress {
   waiting?: string | undefined;
   /** The disk target or file name the bytes belong to. */
   file?: string | undefined;
-  /** Bytes done of `total` for the whole step (copy, hash, merge), when the step moves data. */
+  /** Bytes done of `total` of `file` (for a merge: of every disk still pulling), when the step moves data. */
   bytes?: number | undefined;
   total?: number | undefined;
 }

@@ -21,6 +21,18 @@ const merge = (over: Partial<MergeWorld> = {}): MergeWorld => ({
 });
 
 describe('decideMerge', () => {
+  it('reports the bytes of every pulling disk while it waits, so a bar can show the whole merge', () => {
+    const d = decideMerge(
+      merge({
+        disks: [
+          { target: 'vda', dependsOnRetain: true, pulls: 1, job: { cur: 100, end: 400 } },
+          { target: 'vdb', dependsOnRetain: true, pulls: 1, job: { cur: 50, end: 600 } },
+        ],
+      }),
+    );
+    expect(d).toMatchObject({ kind: 'wait', progress: { file: 'vda,vdb', bytes: 150, total: 1000 } });
+  });
+
   it.each<[string, Partial<MergeWorld>, string]>([
     ['refuses without a finished snapshot', { journal: undefined }, 'refuse'],
     [

@@ -243,7 +243,7 @@ async function drillAct(
       const d = p.disks.find((x) => x.target === a.target)!;
       return finding(p, j, async () => {
         await durableHashedCopy(d.backup, d.copy, {
-          onBytes: (bytes) => heartbeat({ step: 'drill', disk: d.target, bytes }),
+          onBytes: (bytes) => heartbeat({ step: 'drill', action: 'copy', file: d.target, bytes }),
           check: fromManifest(d.backup),
         });
       });
@@ -251,7 +251,7 @@ async function drillAct(
     case 'copy-state':
       return finding(p, j, async () => {
         await durableHashedCopy(p.backupState, p.stateCopy, {
-          onBytes: (bytes) => heartbeat({ step: 'drill', file: 'state', bytes }),
+          onBytes: (bytes) => heartbeat({ step: 'drill', action: 'copy', file: 'state', bytes }),
           check: fromManifest(p.backupState),
           prepare: (part) => rewriteStateCopy(part, p, j.uuid),
         });
@@ -260,7 +260,7 @@ async function drillAct(
       // Before the scratch VM runs and writes to them: the copies must be the backup's images.
       const problems: string[] = [];
       for (const d of p.disks) {
-        heartbeat({ step: 'drill', comparing: d.target });
+        heartbeat({ step: 'drill', action: 'compare', file: d.target });
         const checked = await check(d.copy);
         if (!checked.ok) problems.push(`disk ${d.target}: qemu-img check failed: ${checked.output}`);
         else if (!(await sameContent(d.backup, d.copy)))

@@ -54,6 +54,7 @@ export async function drive<W, A extends Action, R>(m: StepMachine<W, A, R>): Pr
         const unchanged = now - waited.since;
         heartbeat({
           step: m.step,
+          ...decision.progress,
           waiting:
             unchanged >= SAY_UNCHANGED_AFTER_MS
               ? `${decision.why} (unchanged for ${Math.round(unchanged / 1000)} s)`

@@ -82,12 +82,12 @@ export async function exportDisk(deps: NodeDeps, input: ExportDiskInput): Promis
   const part = `${to}.part`;
   await fs.rm(part, { force: true }); // left by a killed attempt
   await assertFreshTarget(part, roots, 'export target');
-  heartbeat({ step: 'export', disk: input.disk, converting: image });
+  heartbeat({ step: 'export', action: 'convert', file: input.disk });
   try {
     await convertStandalone(image, part);
     failpoint('export:convert:after');
     await setModeOwner(part, { mode: PRIVATE_FILE });
-    heartbeat({ step: 'export', disk: input.disk, comparing: image });
+    heartbeat({ step: 'export', action: 'compare', file: input.disk });
     if (!(await sameContent(image, part)))
       throw new BackupError(ErrorCode.corruptImage, `the export of ${image} differs from it`);
     await syncFile(part);

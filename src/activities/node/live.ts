@@ -248,7 +248,9 @@ async function copyFrozen(paths: RunPaths, target: string | undefined): Promise<
       onProgress: () => {
         void fs
           .stat(`${d.retained}.part`)
-          .then((s) => heartbeat({ step: 'snapshot', copying: d.target, bytes: s.size, of: size }))
+          .then((s) =>
+            heartbeat({ step: 'snapshot', action: 'copy', file: d.target, bytes: s.size, total: size }),
+          )
           .catch(() => undefined);
       },
     }),

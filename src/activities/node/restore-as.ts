@@ -199,7 +199,7 @@ async function act(
       const d = p.disks.find((x) => x.target === a.target)!;
       await step(ErrorCode.copyFileToBackupFailed, `copy ${path.basename(d.backup)}`, () =>
         durableHashedCopy(d.backup, d.file, {
-          onBytes: (bytes) => heartbeat({ step: 'restore-as', disk: d.target, bytes }),
+          onBytes: (bytes) => heartbeat({ step: 'restore-as', action: 'copy', file: d.target, bytes }),
           check: checkAgainstManifest(d.backup),
           prepare: (part) => setModeOwner(part, { mode: PRIVATE_FILE }),
         }),

@@ -151,7 +151,7 @@ async function writeManifest(input: VmRunInput, paths: RunPaths, files: RetainFi
       known ?? {
         name,
         ...(await hashFile(f.to, (bytes) =>
-          heartbeat({ step: 'retain', hashing: name, bytes, total: size }),
+          heartbeat({ step: 'retain', action: 'hash', file: name, bytes, total: size }),
         )),
       },
     );
@@ -181,7 +181,7 @@ async function retainAct(
       const f = file!;
       const total = (await fs.stat(f.from)).size;
       const progress = (bytes: number) =>
-        heartbeat({ step: 'retain', file: a.target, of: files.length, bytes, total });
+        heartbeat({ step: 'retain', action: a.kind, file: a.target, bytes, total });
       // Mode and owner are set before the file appears under its final name.
       const prepare = async (p: string) => {
         if (!f.disk) return setModeOwner(p, { mode: PRIVATE_FILE });

@@ -57,7 +57,14 @@ export function decideMerge(w: MergeWorld): Decision<MergeAction, 'merged'> {
       return refuse(ErrorCode.mergeFailed, `block pull of ${d.target} keeps ending without finishing`);
     return one('start-pull', d.target);
   }
+  // Progress over every disk still pulling, so one bar shows the whole merge.
+  const jobs = pending.flatMap((d) => (d.job ? [d.job] : []));
   return wait(
     `block pull of ${pending.map((d) => `${d.target} ${d.job ? `${d.job.cur}/${d.job.end}` : ''}`).join(', ')}`,
+    {
+      file: pending.map((d) => d.target).join(','),
+      bytes: jobs.reduce((n, j) => n + j.cur, 0),
+      total: jobs.reduce((n, j) => n + j.end, 0),
+    },
   );
 }

@@ -6,12 +6,23 @@ import { BackupError, type ErrorCodeValue } from '../errors';
  */
 export type Decision<A, R> =
   | { kind: 'act'; action: A }
-  | { kind: 'wait'; why: string }
+  | { kind: 'wait'; why: string; progress?: WaitProgress | undefined }
   | { kind: 'done'; result: R }
   | { kind: 'refuse'; code: ErrorCodeValue; message: string };
 
 export const act = <A>(action: A): { kind: 'act'; action: A } => ({ kind: 'act', action });
-export const wait = (why: string): { kind: 'wait'; why: string } => ({ kind: 'wait', why });
+/** Bytes a job outside us (a block pull) has done while the step waits for it. */
+export interface WaitProgress {
+  file?: string | undefined;
+  bytes: number;
+  total: number;
+}
+
+export const wait = (
+  why: string,
+  progress?: WaitProgress,
+): { kind: 'wait'; why: string; progress?: WaitProgress | undefined } =>
+  progress ? { kind: 'wait', why, progress } : { kind: 'wait', why };
 export const done = <R>(result: R): { kind: 'done'; result: R } => ({ kind: 'done', result });
 export const refuse = (
   code: ErrorCodeValue,
