@@ -5,6 +5,7 @@ import { directoryConfig, nodeConfig, nodeLimits, temporalConfig, type Directory
 import { directoryPlacement } from '../activities/node/placement';
 import { nodeTaskQueue } from '../domain/names';
 import { connectWorker, withDataConverter } from '../temporal/connect';
+import { startWorkerObservability } from '../observability/worker';
 
 /**
  * The node reads the directory itself, to check that a VM it is told to act on is its own:
@@ -21,18 +22,23 @@ export function nodeDirectory(env: NodeJS.ProcessEnv): DirectoryConfig {
 /**
  * The node worker: runs on one hypervisor and serves only that node's queue, with the
  * hypervisor activities. On SIGTERM it stops polling and lets a running step finish
- * (a snapshot must not be cut off in its downtime window).
+ * (a snapshot must not be cut off in its downtime window). Its lines are JSON on stderr
+ * and, with `VMBACKUP_METRICS_ADDRESS`, its metrics are served (src/observability).
  */
 export async function createNodeWorker(node: string, env: NodeJS.ProcessEnv = process.env): Promise<Worker> {
   const temporal = temporalConfig(env);
   const config = nodeConfig(env);
   const limits = nodeLimits(env);
   setMaxParallelSaves(limits.maxParallelSaves);
+  const taskQueue = nodeTaskQueue(node);
+  // Before the connection: the Temporal Runtime is set up with the logger and the SDK's metrics.
+  const observability = await startWorkerObservability(env, { role: 'node', node, taskQueue });
   return Worker.create({
     connection: await connectWorker(temporal),
     ...withDataConverter(env),
     namespace: temporal.namespace,
-    taskQueue: nodeTaskQueue(node),
+    taskQueue,
+    interceptors: { activity: observability.activityInterceptors },
     activities: createNodeActivities(config, directoryPlacement(nodeDirectory(env), node)),
     // Every VM holds at most one slot (its steps run one after another), also while its save
     // waits for room: the save limits apply inside the save, so that with more slots than the
