@@ -75,6 +75,7 @@ start_temporal() {
   if pid="$(pid_running "$TEMPORAL_PID" temporal)"; then
     if temporal_ready; then
       log "Temporal: already running (pid $pid)"
+      ensure_search_attributes
       return 0
     fi
     log "Temporal: pid $pid runs, waiting until it answers"
@@ -92,6 +93,7 @@ start_temporal() {
       --db-filename "$TEMPORAL_DB" --namespace "$TEMPORAL_NAMESPACE" \
       --ui-codec-endpoint "$VMBACKUP_CODEC_ENDPOINT" \
       --search-attribute VmName=KeywordList --search-attribute Node=KeywordList \
+      --search-attribute Outcome=Keyword --search-attribute RunDate=Datetime \
       --log-level warn \
       </dev/null >>"$TEMPORAL_LOG" 2>&1 &
     pid=$!
@@ -104,7 +106,23 @@ start_temporal() {
   if ! pid_running "$TEMPORAL_PID" temporal >/dev/null; then
     die "Temporal: answers, but pid file $TEMPORAL_PID does not name the server"
   fi
+  ensure_search_attributes
   log "Temporal: ready (pid $pid)"
+}
+
+# A server started before an attribute was added gets it now (start-dev registers them
+# only at its start).
+ensure_search_attributes() {
+  local pair name have
+  have="$("$TEMPORAL_BIN" operator search-attribute list --address "$TEMPORAL_IP:$TEMPORAL_PORT" \
+    --namespace "$TEMPORAL_NAMESPACE" 2>/dev/null | awk '{ print $1 }')"
+  for pair in VmName:KeywordList Node:KeywordList Outcome:Keyword RunDate:Datetime; do
+    name="${pair%%:*}"
+    grep -qx -- "$name" <<<"$have" && continue
+    log "Temporal: registering search attribute $name"
+    "$TEMPORAL_BIN" operator search-attribute create --address "$TEMPORAL_IP:$TEMPORAL_PORT" \
+      --namespace "$TEMPORAL_NAMESPACE" --name "$name" --type "${pair#*:}" >/dev/null
+  done
 }
 
 # ------------------------------------------------------------------- slapd ---

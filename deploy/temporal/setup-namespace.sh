@@ -2,8 +2,10 @@
 # One-shot of the compose service `temporal-setup` (image temporalio/admin-tools): waits
 # until the Temporal frontend answers, creates the namespace if it does not exist, and
 # registers the custom search attributes the vmbackup workflows set:
-#   VmName  KeywordList   the VM(s) of a backup or restore run
-#   Node    KeywordList   the hypervisor node(s) it runs on
+#   VmName   KeywordList   the VM(s) of a backup or restore run
+#   Node     KeywordList   the hypervisor node(s) it runs on
+#   Outcome  Keyword       how the run ended: finished, failed, aborted, passed, ...
+#   RunDate  Datetime      the run date a backup is named by
 # Idempotent: whatever exists already is left alone, so it runs on every `docker compose up`.
 # Environment: TEMPORAL_ADDRESS (host:port), TEMPORAL_NAMESPACE (default "default"),
 # TEMPORAL_NAMESPACE_RETENTION (for a new namespace; default 30d), SETUP_WAIT_SECONDS
@@ -14,8 +16,8 @@ ADDRESS="${TEMPORAL_ADDRESS:?TEMPORAL_ADDRESS is not set}"
 NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
 RETENTION="${TEMPORAL_NAMESPACE_RETENTION:-30d}"
 WAIT_SECONDS="${SETUP_WAIT_SECONDS:-300}"
-SEARCH_ATTRIBUTES="VmName Node"
-SEARCH_ATTRIBUTE_TYPE="KeywordList"
+# name:type pairs
+SEARCH_ATTRIBUTES="VmName:KeywordList Node:KeywordList Outcome:Keyword RunDate:Datetime"
 
 log() {
   printf '[temporal-setup] %s\n' "$*"
@@ -60,15 +62,16 @@ attribute_type() {
 
 ensure_attribute() {
   name="$1"
+  want="$2"
   sa_type="$(attribute_type "$name")"
   if [ -z "$sa_type" ]; then
     temporal operator search-attribute create --address "$ADDRESS" --namespace "$NAMESPACE" \
-      --name "$name" --type "$SEARCH_ATTRIBUTE_TYPE" >/dev/null 2>&1 || true
+      --name "$name" --type "$want" >/dev/null 2>&1 || true
     sa_type="$(attribute_type "$name")"
   fi
   [ -n "$sa_type" ] || return 1
-  if [ "$sa_type" != "$SEARCH_ATTRIBUTE_TYPE" ]; then
-    log "search attribute $name exists with type $sa_type, but vmbackup needs $SEARCH_ATTRIBUTE_TYPE"
+  if [ "$sa_type" != "$want" ]; then
+    log "search attribute $name exists with type $sa_type, but vmbackup needs $want"
     log "remove it (temporal operator search-attribute remove --name $name) and rerun this service"
     exit 1
   fi
@@ -78,8 +81,10 @@ log "waiting for the Temporal server at $ADDRESS"
 retry "cluster health of $ADDRESS" server_healthy
 retry "namespace $NAMESPACE" ensure_namespace
 log "namespace $NAMESPACE is registered"
-for name in $SEARCH_ATTRIBUTES; do
-  retry "search attribute $name ($SEARCH_ATTRIBUTE_TYPE)" ensure_attribute "$name"
-  log "search attribute $name ($SEARCH_ATTRIBUTE_TYPE) is registered in $NAMESPACE"
+for pair in $SEARCH_ATTRIBUTES; do
+  name="${pair%%:*}"
+  want="${pair#*:}"
+  retry "search attribute $name ($want)" ensure_attribute "$name" "$want"
+  log "search attribute $name ($want) is registered in $NAMESPACE"
 done
 log "done"

@@ -39,11 +39,15 @@ export function formatRunDate(date: Date): string {
 }
 
 export function assertRunDate(value: unknown): asserts value is string {
-  const m = typeof value === 'string' ? RUN_DATE.exec(value) : null;
-  if (!m) throw new BackupError(ErrorCode.wrongStateInformation, `invalid run date ${JSON.stringify(value)}`);
-  const [, y, mo, d, h, mi, s] = m.map(Number) as number[];
-  const date = new Date(Date.UTC(y!, mo! - 1, d!, h!, mi!, s!));
-  if (formatRunDate(date) !== value) {
+  if (typeof value !== 'string' || !RUN_DATE.test(value) || formatRunDate(parseRunDate(value)) !== value) {
     throw new BackupError(ErrorCode.wrongStateInformation, `invalid run date ${JSON.stringify(value)}`);
   }
+}
+
+/** The instant a `YYYYMMDDThhmmssZ` run date names (Invalid Date when it names none). */
+export function parseRunDate(value: string): Date {
+  const m = RUN_DATE.exec(value);
+  if (!m) return new Date(NaN);
+  const [, y, mo, d, h, mi, s] = m.map(Number) as number[];
+  return new Date(Date.UTC(y!, mo! - 1, d!, h!, mi!, s!));
 }

@@ -1,6 +1,7 @@
 import type { NightlyCandidate } from './nightly';
 import { selectForNightly } from './nightly';
 import { backupModes } from './protocol';
+import { parseRunDate } from './names';
 import type { VerificationMark } from './verification';
 
 /**
@@ -54,15 +55,7 @@ function periodHours(next: readonly string[] | undefined): number {
 }
 
 /** `YYYYMMDDThhmmssZ` as epoch ms. */
-const runDateMs = (d: string) =>
-  Date.UTC(
-    +d.slice(0, 4),
-    +d.slice(4, 6) - 1,
-    +d.slice(6, 8),
-    +d.slice(9, 11),
-    +d.slice(11, 13),
-    +d.slice(13, 15),
-  );
+const runDateMs = (d: string) => parseRunDate(d).getTime();
 
 /** A run is going while its leaf is at a step's mode without an error code. */
 const STEP_MODES = new Set<string>(Object.values(backupModes).flatMap((m) => [m.go, m.running, m.done]));

@@ -59,6 +59,7 @@ async function create(client: Client, d: DesiredSchedule, timing: Timing): Promi
       taskQueue: CONTROL_TASK_QUEUE,
       workflowId: `nightly/${d.id}`,
       args: [{ plan: d.plan, timing }],
+      staticSummary: `Nightly backup of the VMs of plan ${d.planDn} (${d.cron}, ${d.timezone})`,
     },
     // A night missed while the server was down runs once when it is back (within a day);
     // a run still going when the next is due is not doubled.
@@ -83,6 +84,7 @@ async function createMaintenance(client: Client, m: MaintenanceSchedule, timing:
       taskQueue: CONTROL_TASK_QUEUE,
       workflowId: m.id,
       args: [{ ...m.input, timing }],
+      staticSummary: m.note,
     },
     // A run still going (a long verification) is never doubled; a missed day is made up once.
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },

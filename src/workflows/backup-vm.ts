@@ -23,7 +23,14 @@ import { expiredBackups } from '../domain/retention';
 import { isBeingDeleted, isCompleteRun } from '../domain/runs';
 import { directory, nodeActivities, patientDirectory } from './activities';
 import { backupFailure, summarizeFailure } from './failures';
-import { backupProgress, proceedToMerge, snapshotReported, type BackupProgress } from './messages';
+import {
+  backupProgress,
+  proceedToMerge,
+  snapshotReported,
+  type BackupProgress,
+  type BackupStage,
+} from './messages';
+import { story, withOutcome, type Story } from './story';
 import { NodeKey } from './search-attributes';
 
 export interface BackupVmInput {
@@ -64,6 +71,15 @@ export interface BackupVmResult {
  * original disks; the workflow then fails with the contract's error code.
  */
 export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
+  const tale = story();
+  return withOutcome(
+    tale,
+    () => backUp(input, tale),
+    () => 'finished',
+  );
+}
+
+async function backUp(input: BackupVmInput, tale: Story): Promise<BackupVmResult> {
   try {
     assertVmName(input.vm);
     if (input.runDate !== undefined) assertRunDate(input.runDate);
@@ -73,6 +89,15 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
   const vm = input.vm;
   const runDate = input.runDate ?? formatRunDate(new Date());
   const progress: BackupProgress = { vm, runDate, stage: 'loading' };
+  let mode = '';
+  const stage = (s: BackupStage) => {
+    progress.stage = s;
+    tale.details(
+      `Backup of ${vm}${progress.node ? ` on ${progress.node}` : ''}${mode}, run ${runDate}: ${s}`,
+    );
+  };
+  tale.runDate(runDate);
+  stage('loading');
   let proceed = !input.coordinator;
   setHandler(backupProgress, () => progress);
   setHandler(proceedToMerge, () => {
@@ -84,7 +109,7 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
     target = await directory.loadBackupTarget(vm);
   } catch (err) {
     const f = summarizeFailure(err);
-    progress.stage = 'failed';
+    stage('failed');
     if (f.code !== ErrorCode.cannotFindMachine) {
       // The VM exists but its configuration is unusable: tell the portal on the run leaf.
       await directory.initializeRun(vm, runDate);
@@ -94,6 +119,7 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
     throw backupFailure(`cannot back up ${vm}: ${f.message}`, f.code);
   }
   progress.node = target.vm.node;
+  mode = ` (${target.plan.mode} mode)`;
   upsertSearchAttributes([{ key: NodeKey, value: [target.vm.node] }]);
   const run: VmRunInput = { vm, runDate, disks: target.vm.disks, plan: target.plan };
   const { probe, work } = nodeActivities(target.vm.node, input.timing);
@@ -118,7 +144,7 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
     const message = f.nodeUnreachable
       ? `node ${target.vm.node} not reachable: no node worker took the ${step} of ${vm} (${f.message}); nothing was changed`
       : `${step} of ${vm} failed: ${f.message}`;
-    progress.stage = 'failed';
+    stage('failed');
     // Before the node changed anything the leaf stays at the go mode: the VM is not held back.
     await leaf(outageSafe && !changing ? refusedUpdate(step, f.code) : failedUpdate(step, f.code));
     await queue;
@@ -126,7 +152,7 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
   };
 
   // --- snapshot ---
-  progress.stage = 'snapshot';
+  stage('snapshot');
   await directory.updateRun(vm, runDate, goUpdate('snapshot'));
   let snap: SnapshotResult;
   let ldif: string | undefined;
@@ -161,7 +187,7 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
   );
 
   if (input.coordinator) {
-    progress.stage = 'waiting-for-other-snapshots';
+    stage('waiting-for-other-snapshots');
     // Waiting only spares the other snapshots the merge's I/O: if the coordinating run is
     // gone (terminated), merge anyway rather than leave the VM on its overlay for good.
     if (patched('proceed-without-coordinator')) {
@@ -178,7 +204,7 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
   }
 
   // --- merge ---
-  progress.stage = 'merge';
+  stage('merge');
   await leaf(goUpdate('merge'));
   await leaf(runningUpdate('merge'));
   let merged;
@@ -190,7 +216,7 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
   await leaf(doneUpdate('merge', [executionTime('merge', merged.mergeMs)]));
 
   // --- retain ---
-  progress.stage = 'retain';
+  stage('retain');
   await leaf(goUpdate('retain'));
   await leaf(runningUpdate('retain'));
   let retained;
@@ -213,7 +239,7 @@ export async function backupVm(input: BackupVmInput): Promise<BackupVmResult> {
       `backup of ${vm} is complete in ${retained.backupDir}, but its run leaf could not be written: ${leafError}`,
       ErrorCode.directoryConnectionFailed,
     );
-  progress.stage = 'finished';
+  stage('finished');
   // Added after the first release: runs recorded before it replay without it.
   const retention = patched('retention-after-backup') ? await applyRetention(vm, run, work) : undefined;
   return {

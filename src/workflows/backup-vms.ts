@@ -21,6 +21,7 @@ import { backupFailure, summarizeFailure } from './failures';
 import { vmWorkflowId } from './ids';
 import { proceedToMerge, snapshotReported } from './messages';
 import { VmNameKey } from './search-attributes';
+import { partOutcome, story, withOutcome, type Story } from './story';
 
 export interface BackupVmsInput {
   vms: string[];
@@ -87,6 +88,15 @@ async function readSaveSpans(vms: string[], runDate: string): Promise<SaveSpan[]
  * Each VM runs as its own `backupVm` child under the VM's workflow ID.
  */
 export async function backupVms(input: BackupVmsInput): Promise<BackupVmsResult> {
+  const tale = story();
+  return withOutcome(
+    tale,
+    () => backupVmsRun(input, tale),
+    (r) => partOutcome(r.results.filter((x) => x.outcome === 'backed-up').length, r.results.length),
+  );
+}
+
+async function backupVmsRun(input: BackupVmsInput, tale: Story): Promise<BackupVmsResult> {
   try {
     if (!Array.isArray(input.vms) || input.vms.length === 0) throw new Error('no VM to back up');
     input.vms.forEach((vm) => assertVmName(vm));
@@ -96,6 +106,8 @@ export async function backupVms(input: BackupVmsInput): Promise<BackupVmsResult>
     throw backupFailure((err as Error).message, ErrorCode.unsupportedConfigurationValue);
   }
   const runDate = input.runDate ?? formatRunDate(new Date());
+  tale.runDate(runDate);
+  tale.details(`Backup of ${input.vms.join(', ')}, run ${runDate}: snapshots first, together, then merges`);
   const reported = new Set<string>();
   setHandler(snapshotReported, ({ vm }) => {
     reported.add(vm);
@@ -123,6 +135,7 @@ export async function backupVms(input: BackupVmsInput): Promise<BackupVmsResult>
           // A VM half-way through its snapshot must finish even if this run is terminated.
           parentClosePolicy: ParentClosePolicy.ABANDON,
           typedSearchAttributes: [{ key: VmNameKey, value: [vm] }],
+          staticSummary: `Backup of ${vm}, run ${runDate}, with ${input.vms.length - 1} other VM(s)`,
         });
         children.set(vm, child);
         child.result().then(

@@ -5,6 +5,7 @@ import { directory, nodeActivities } from './activities';
 import { keptBackup } from './kept-backup';
 import { backupFailure, summarizeFailure } from './failures';
 import { verificationQueues } from './verify-backups';
+import { story, withOutcome, type Story } from './story';
 
 export interface DrillBackupInput {
   vm: string;
@@ -22,8 +23,19 @@ export const drillWorkflowId = (vm: string): string => `drill/${vm}`;
  * passed and what failed. A failed drill is a result, not a workflow failure.
  */
 export async function drillBackup(input: DrillBackupInput): Promise<DrillReport> {
+  const tale = story();
+  return withOutcome(
+    tale,
+    () => drillBackupRun(input, tale),
+    (r) => r.outcome,
+  );
+}
+
+async function drillBackupRun(input: DrillBackupInput, tale: Story): Promise<DrillReport> {
   const { target, run } = await keptBackup(input, 'drill a backup of');
   const vm = input.vm;
+  tale.runDate(run.runDate);
+  tale.details(`Restore drill of backup ${run.runDate} of ${vm} on ${target.vm.node}`);
   // Once scratch files exist only the node can remove them: retried like backup steps.
   const { work } = nodeActivities(target.vm.node, input.timing);
   try {
@@ -57,6 +69,7 @@ export async function drillFleet(input: { timing: Timing }): Promise<DrillFleetR
           const r = await executeChild(drillBackup, {
             workflowId: drillWorkflowId(vm),
             args: [{ vm, timing: input.timing }],
+            staticSummary: `Monthly restore drill of ${vm}`,
           });
           result.drilled.push({ vm, runDate: r.runDate, outcome: r.outcome, durationMs: r.durationMs });
         } catch (err) {

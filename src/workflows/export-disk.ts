@@ -3,6 +3,7 @@ import type { Timing } from '../config';
 import { nodeActivities } from './activities';
 import { keptBackup } from './kept-backup';
 import { backupFailure, summarizeFailure } from './failures';
+import { story, withOutcome, type Story } from './story';
 
 export interface ExportDiskWorkflowInput {
   vm: string;
@@ -19,8 +20,22 @@ export const exportWorkflowId = (vm: string): string => `export/${vm}`;
 export async function exportDisk(
   input: ExportDiskWorkflowInput,
 ): Promise<ExportDiskResult & { runDate: string }> {
+  const tale = story();
+  return withOutcome(
+    tale,
+    () => exportDiskRun(input, tale),
+    () => 'finished',
+  );
+}
+
+async function exportDiskRun(
+  input: ExportDiskWorkflowInput,
+  tale: Story,
+): Promise<ExportDiskResult & { runDate: string }> {
   const { target, run } = await keptBackup(input, 'export from');
   const vm = input.vm;
+  tale.runDate(run.runDate);
+  tale.details(`Export of disk ${input.disk} of backup ${run.runDate} of ${vm} on ${target.vm.node}`);
   const { verify } = nodeActivities(target.vm.node, input.timing);
   try {
     const r = await verify.exportDisk({

@@ -7,6 +7,7 @@ import { directory } from './activities';
 import { backupVms } from './backup-vms';
 import { summarizeFailure } from './failures';
 import { NodeKey, VmNameKey } from './search-attributes';
+import { partOutcome, story, withOutcome, type Story } from './story';
 
 export interface NightlyBackupInput {
   plan: PlanRef;
@@ -35,8 +36,19 @@ const ScheduledStart = defineSearchAttributeKey('TemporalScheduledStartTime', Se
  * node's VMs together (all snapshots of a node first) and reports every VM's outcome.
  */
 export async function nightlyBackup(input: NightlyBackupInput): Promise<NightlyBackupResult> {
+  const tale = story();
+  return withOutcome(
+    tale,
+    () => nightlyBackupRun(input, tale),
+    (r) => partOutcome(r.backedUp.length, r.backedUp.length + r.failed.length),
+  );
+}
+
+async function nightlyBackupRun(input: NightlyBackupInput, tale: Story): Promise<NightlyBackupResult> {
   const planned = workflowInfo().typedSearchAttributes.get(ScheduledStart);
   const runDate = input.runDate ?? formatRunDate(planned ?? new Date());
+  tale.runDate(runDate);
+  tale.details(`Nightly backup of plan ${scheduleId(input.plan)}, run ${runDate}`);
   const selection = await directory.selectNightly(input.plan);
   const result: NightlyBackupResult = {
     plan: input.plan,
@@ -55,6 +67,7 @@ export async function nightlyBackup(input: NightlyBackupInput): Promise<NightlyB
         workflowId: `nightly/${scheduleId(input.plan)}/${runDate}/${node}`,
         args: [{ vms, runDate, timing: input.timing }],
         parentClosePolicy: ParentClosePolicy.ABANDON,
+        staticSummary: `Nightly backup of ${vms.join(', ')} on ${node}, run ${runDate}`,
         typedSearchAttributes: [
           { key: VmNameKey, value: vms },
           { key: NodeKey, value: [node] },

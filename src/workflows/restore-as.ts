@@ -6,6 +6,7 @@ import { assertRunDate, assertVmName } from '../domain/names';
 import { directory, nodeActivities, patientDirectory } from './activities';
 import { backupFailure, summarizeFailure } from './failures';
 import { NodeKey } from './search-attributes';
+import { story, withOutcome, type Story } from './story';
 
 export interface RestoreAsInput {
   vm: string;
@@ -25,6 +26,15 @@ export type RestoreAsWorkflowResult = Omit<RestoreAsResult, 'ldif'>;
  * image file) is refused before anything changes.
  */
 export async function restoreAs(input: RestoreAsInput): Promise<RestoreAsWorkflowResult> {
+  const tale = story();
+  return withOutcome(
+    tale,
+    () => restoreAsRun(input, tale),
+    () => 'finished',
+  );
+}
+
+async function restoreAsRun(input: RestoreAsInput, tale: Story): Promise<RestoreAsWorkflowResult> {
   try {
     assertVmName(input.vm);
     assertVmName(input.as);
@@ -48,6 +58,8 @@ export async function restoreAs(input: RestoreAsInput): Promise<RestoreAsWorkflo
       ErrorCode.wrongStateInformation,
     );
   upsertSearchAttributes([{ key: NodeKey, value: [target.vm.node] }]);
+  tale.runDate(target.backupDate);
+  tale.details(`Restore of backup ${target.backupDate} of ${vm} as the new VM ${as} on ${target.vm.node}`);
   const { work } = nodeActivities(target.vm.node, input.timing);
   const run = {
     vm,

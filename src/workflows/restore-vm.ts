@@ -15,9 +15,11 @@ import {
   decideUpdate,
   restoreStatus,
   type RestoreDecision,
+  type RestoreStage,
   type RestoreStatus,
 } from './messages';
 import { NodeKey } from './search-attributes';
+import { story, withOutcome, type Story } from './story';
 
 export interface RestoreVmInput {
   vm: string;
@@ -52,6 +54,15 @@ const done = (mode: string): LeafUpdate => ({ mode, state: 'now', returnValue: 0
  * the VM is restored, from its saved state with the resolved XML.
  */
 export async function restoreVm(input: RestoreVmInput): Promise<RestoreVmResult> {
+  const tale = story();
+  return withOutcome(
+    tale,
+    () => restoreVmRun(input, tale),
+    (r) => r.outcome,
+  );
+}
+
+async function restoreVmRun(input: RestoreVmInput, tale: Story): Promise<RestoreVmResult> {
   try {
     assertVmName(input.vm);
     if (input.backup !== undefined) assertRunDate(input.backup);
@@ -60,6 +71,11 @@ export async function restoreVm(input: RestoreVmInput): Promise<RestoreVmResult>
   }
   const vm = input.vm;
   const status: RestoreStatus = { vm, stage: 'loading', conflicts: [], inconsistencies: [] };
+  const stage = (st: RestoreStage) => {
+    status.stage = st;
+    const from = status.backup ? ` from backup ${status.backup}` : '';
+    tale.details(`Restore of ${vm}${from}${status.node ? ` on ${status.node}` : ''}: ${st}`);
+  };
   let decision: RestoreDecision | undefined;
   let abortReason: string | undefined;
 
@@ -122,7 +138,7 @@ export async function restoreVm(input: RestoreVmInput): Promise<RestoreVmResult>
   try {
     target = await directory.loadRestoreTarget(vm, input.backup);
   } catch (err) {
-    status.stage = 'failed';
+    stage('failed');
     const f = summarizeFailure(err);
     status.message = f.message;
     throw backupFailure(`cannot restore ${vm}: ${f.message}`, f.code);
@@ -130,13 +146,14 @@ export async function restoreVm(input: RestoreVmInput): Promise<RestoreVmResult>
   const backup = target.backupDate;
   status.backup = backup;
   status.node = target.vm.node;
+  tale.runDate(backup);
   upsertSearchAttributes([{ key: NodeKey, value: [target.vm.node] }]);
   const { probe, work } = nodeActivities(target.vm.node, input.timing);
   const run: VmRunInput = { vm, runDate: backup, disks: target.vm.disks, plan: target.plan };
   const leaf = (u: LeafUpdate) => directory.updateRun(vm, backup, u);
   const fail = async (mode: string, err: unknown, clean: boolean): Promise<never> => {
     const f = summarizeFailure(err);
-    status.stage = 'failed';
+    stage('failed');
     status.message = f.message;
     if (clean) await work.cleanRestore(run);
     await leaf({ mode, state: '0', returnValue: f.code });
@@ -144,7 +161,7 @@ export async function restoreVm(input: RestoreVmInput): Promise<RestoreVmResult>
   };
 
   // --- unretain small files, conflicts ---
-  status.stage = 'unretaining-small-files';
+  stage('unretaining-small-files');
   await leaf(go('unretainSmallFiles'));
   await leaf(go('unretainingSmallFiles'));
   let texts: ConfigTexts;
@@ -170,7 +187,7 @@ export async function restoreVm(input: RestoreVmInput): Promise<RestoreVmResult>
 
   // --- the user's decision ---
   const timeout = input.decisionTimeoutSeconds ?? 24 * 3600;
-  status.stage = 'awaiting-decision';
+  stage('awaiting-decision');
   status.decisionDeadline = new Date(new Date().getTime() + timeout * 1000).toISOString(); // workflow time: deterministic
   const decided = await condition(() => decision !== undefined || abortReason !== undefined, `${timeout}s`);
   if (!decided) abortReason = `no decision within ${timeout} s`;
@@ -178,7 +195,7 @@ export async function restoreVm(input: RestoreVmInput): Promise<RestoreVmResult>
     await work.cleanRestore(run);
     // A cancelled restore ends as finished with state 0.
     await leaf({ mode: 'finished', state: '0', returnValue: 0 });
-    status.stage = 'aborted';
+    stage('aborted');
     status.message = abortReason;
     return { vm, backup, outcome: 'aborted', reason: abortReason };
   }
@@ -186,7 +203,7 @@ export async function restoreVm(input: RestoreVmInput): Promise<RestoreVmResult>
   // --- no way back from here: large files, directory entry, machine ---
   const chosen = decision;
   const largeRun: VmRunInput = { ...run, disks: small.backupDisks };
-  status.stage = 'unretaining-large-files';
+  stage('unretaining-large-files');
   await leaf(go('unretainLargeFiles'));
   await leaf(go('unretainingLargeFiles'));
   try {
@@ -196,7 +213,7 @@ export async function restoreVm(input: RestoreVmInput): Promise<RestoreVmResult>
   }
   await leaf(done('unretainedLargeFiles'));
 
-  status.stage = 'restoring';
+  stage('restoring');
   await leaf(go('restore'));
   await leaf(go('restoring'));
   let state: string;
@@ -220,6 +237,6 @@ export async function restoreVm(input: RestoreVmInput): Promise<RestoreVmResult>
   if (patched('forget-restore-marker')) await work.cleanRestore(run);
   await leaf(done('restored'));
   await leaf({ mode: 'finished', state: 'now', returnValue: 0 });
-  status.stage = 'finished';
+  stage('finished');
   return { vm, backup, outcome: 'restored', state, ...(keptAside ? { keptAside } : {}) };
 }

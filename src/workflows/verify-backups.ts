@@ -9,6 +9,7 @@ import { directory, nodeActivities } from './activities';
 import { backupFailure, summarizeFailure } from './failures';
 import { verifyProgress, type VerifyProgress } from './messages';
 import { NodeKey } from './search-attributes';
+import { story, withOutcome, type Story } from './story';
 
 export interface VerifyBackupsInput {
   vm: string;
@@ -39,6 +40,15 @@ export const verifyWorkflowId = (vm: string): string => `verify/${vm}`;
  * backup that fails verification is a result, not a workflow failure.
  */
 export async function verifyBackups(input: VerifyBackupsInput): Promise<VerifyBackupsResult> {
+  const tale = story();
+  return withOutcome(
+    tale,
+    () => verifyBackupsRun(input, tale),
+    (r) => (r.reports.some((x) => x.outcome === 'failed') ? 'failed' : 'passed'),
+  );
+}
+
+async function verifyBackupsRun(input: VerifyBackupsInput, tale: Story): Promise<VerifyBackupsResult> {
   try {
     assertVmName(input.vm);
     for (const d of input.backups ?? []) assertRunDate(d);
@@ -85,6 +95,9 @@ export async function verifyBackups(input: VerifyBackupsInput): Promise<VerifyBa
   for (const r of chosen) {
     progress.stage = 'verifying';
     progress.current = r.runDate;
+    tale.details(
+      `Verification of ${vm} on ${target.vm.node}: backup ${r.runDate}, ${progress.done.length + 1} of ${chosen.length}`,
+    );
     const report = await verify.verifyBackup({
       vm,
       runDate: r.runDate,
@@ -139,6 +152,7 @@ export async function verifyFleet(input: VerifyFleetInput): Promise<VerifyFleetR
           const r = await executeChild(verifyBackups, {
             workflowId: verifyWorkflowId(vm),
             args: [{ vm, dueWithinDays: input.windowDays, timing: input.timing }],
+            staticSummary: `Scheduled verification of ${vm}'s backups (due after ${input.windowDays} days)`,
           });
           for (const rep of r.reports)
             result.verified.push({ vm, runDate: rep.runDate, outcome: rep.outcome });
