@@ -1,5 +1,6 @@
-import { memoryBytes } from './domain-xml';
+import { devicesOf, memoryBytesOf, readDomainXml } from './domain-xml';
 import type { Attributes } from './plan';
+import type { XmlElement } from './xml/tree';
 
 /**
  * The differences between a VM's backed-up configuration and its live one, one item per
@@ -71,47 +72,49 @@ export interface XmlFacts {
   interfaces: Array<{ mac: string | null; source: string | null; model: string | null }>;
 }
 
-function decode(v: string): string {
-  return v
-    .replace(/&apos;/g, "'")
-    .replace(/&quot;/g, '"')
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&amp;/g, '&');
+const NO_FACTS = (): XmlFacts => ({
+  name: null,
+  description: null,
+  memoryBytes: null,
+  vcpu: null,
+  disks: new Map(),
+  interfaces: [],
+});
+
+/** The trimmed text of the domain's child `name`, or null without one. */
+function textOf(domain: XmlElement, name: string): string | null {
+  return domain.first(name)?.text().trim() ?? null;
 }
 
-function text(xml: string, tag: string): string | null {
-  const m = new RegExp(`<${tag}\\b[^>]*>([\\s\\S]*?)</${tag}>`).exec(xml);
-  return m ? decode(m[1]!.trim()) : null;
-}
-
-function attrOf(element: string, tag: string, name: string): string | null {
-  const m = new RegExp(`<${tag}\\b[^>]*\\b${name}=(['"])(.*?)\\1`).exec(element);
-  return m ? decode(m[2]!) : null;
-}
-
+/** The facts of a domain XML; an empty XML (no live VM) has none. */
 export function xmlFacts(xml: string): XmlFacts {
-  const devices = text(xml, 'devices') ?? '';
-  const head = xml.replace(/<devices>[\s\S]*<\/devices>/, '');
-  const hasMemory = /<memory\b[^>]*>\d+<\/memory>/.test(head);
+  if (xml.trim() === '') return NO_FACTS();
+  const domain = readDomainXml(xml).root;
   const disks = new Map<string, { source: string | null; format: string | null }>();
-  for (const d of devices.match(/<disk\b[^>]*>[\s\S]*?<\/disk>/g) ?? []) {
-    if (!/device=['"]disk['"]/.test(d)) continue;
-    const target = attrOf(d, 'target', 'dev');
+  for (const d of devicesOf(domain, 'disk')) {
+    if ((d.attr('device') ?? 'disk') !== 'disk') continue;
+    const target = d.first('target')?.attr('dev');
     if (target)
-      disks.set(target, { source: attrOf(d, 'source', 'file'), format: attrOf(d, 'driver', 'type') });
+      disks.set(target, {
+        source: d.first('source')?.attr('file') ?? null,
+        format: d.first('driver')?.attr('type') ?? null,
+      });
   }
-  const interfaces = (devices.match(/<interface\b[^>]*>[\s\S]*?<\/interface>/g) ?? []).map((i) => ({
-    mac: attrOf(i, 'mac', 'address'),
-    // A running VM's XML adds bridge='virbrN' to a network source: the network is what counts.
-    source: attrOf(i, 'source', 'network') ?? attrOf(i, 'source', 'bridge'),
-    model: attrOf(i, 'model', 'type'),
-  }));
+  const interfaces = devicesOf(domain, 'interface').map((i) => {
+    const source = i.first('source');
+    return {
+      mac: i.first('mac')?.attr('address') ?? null,
+      // A running VM's XML adds bridge='virbrN' to a network source: the network is what counts.
+      source: source?.attr('network') ?? source?.attr('bridge') ?? null,
+      model: i.first('model')?.attr('type') ?? null,
+    };
+  });
+  const memory = memoryBytesOf(domain);
   return {
-    name: text(head, 'name'),
-    description: text(head, 'description'),
-    memoryBytes: hasMemory ? String(memoryBytes(head)) : null,
-    vcpu: text(head, 'vcpu'),
+    name: textOf(domain, 'name'),
+    description: textOf(domain, 'description'),
+    memoryBytes: memory === undefined ? null : String(memory),
+    vcpu: textOf(domain, 'vcpu'),
     disks,
     interfaces,
   };

@@ -1,44 +1,29 @@
+import { BackupError, ErrorCode } from './errors';
+import { XmlSyntaxError } from './xml/entities';
+import { parseDomainXml } from './xml/parse';
+import { serializeXml } from './xml/serialize';
+import { XmlElement, type XmlDocument } from './xml/tree';
+
 /**
- * Small, targeted edits of libvirt domain XML. libvirt writes this XML itself, so the
- * shapes are regular; we only touch `<disk>` elements.
+ * What the node reads from and changes in libvirt domain XML: disks, memory and backing
+ * files, on the parsed tree (src/domain/xml); everything not touched is written back as
+ * libvirt wrote it.
  */
 
-function escapeAttr(value: string): string {
-  return value
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/'/g, '&apos;')
-    .replace(/"/g, '&quot;');
-}
-
-function unescapeAttr(value: string): string {
-  return value
-    .replace(/&apos;/g, "'")
-    .replace(/&quot;/g, '"')
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&amp;/g, '&');
-}
-
-const DISK = /<disk\b[^>]*>[\s\S]*?<\/disk>/g;
-
-function attr(element: string, tag: string, name: string): string | undefined {
-  const m = new RegExp(`<${tag}\\b[^>]*\\b${name}=(['"])(.*?)\\1`).exec(element);
-  return m?.[2] !== undefined ? unescapeAttr(m[2]) : undefined;
-}
-
-/** Target → source file of every file-backed `<disk device='disk'>`. */
-export function fileDisks(xml: string): Map<string, string> {
-  const disks = new Map<string, string>();
-  for (const disk of xml.match(DISK) ?? []) {
-    if (!/^<disk\b[^>]*\btype=['"]file['"]/.test(disk) || !/^<disk\b[^>]*\bdevice=['"]disk['"]/.test(disk))
-      continue;
-    const target = attr(disk, 'target', 'dev');
-    const source = attr(disk, 'source', 'file');
-    if (target && source) disks.set(target, source);
+/** The domain XML parsed, or a BackupError saying why it cannot be one. */
+export function readDomainXml(xml: string, what = 'domain XML'): XmlDocument {
+  try {
+    return parseDomainXml(xml);
+  } catch (e) {
+    if (e instanceof XmlSyntaxError)
+      throw new BackupError(ErrorCode.unsupportedConfigurationValue, `${what} ${e.detail}`);
+    throw e;
   }
-  return disks;
+}
+
+/** The `<devices>` children of the domain named `name`, in document order. */
+export function devicesOf(domain: XmlElement, name: string): XmlElement[] {
+  return domain.elements('devices').flatMap((d) => d.elements(name));
 }
 
 export interface XmlDisk {
@@ -50,19 +35,33 @@ export interface XmlDisk {
   source?: string | undefined;
 }
 
+function describeDisk(disk: XmlElement): XmlDisk {
+  const source = disk.first('source');
+  return {
+    target: disk.first('target')?.attr('dev') ?? '',
+    // libvirt's defaults when the attributes are left out
+    type: disk.attr('type') ?? 'file',
+    device: disk.attr('device') ?? 'disk',
+    source: source?.attr('file') ?? source?.attr('dev') ?? source?.attr('name'),
+  };
+}
+
+/** Target → source file of every file-backed `<disk device='disk'>` of a parsed domain. */
+export function fileDisksOf(domain: XmlElement): Map<string, string> {
+  const disks = new Map<string, string>();
+  for (const d of devicesOf(domain, 'disk').map(describeDisk))
+    if (d.type === 'file' && d.device === 'disk' && d.target && d.source) disks.set(d.target, d.source);
+  return disks;
+}
+
+/** Target → source file of every file-backed `<disk device='disk'>`. */
+export function fileDisks(xml: string): Map<string, string> {
+  return fileDisksOf(readDomainXml(xml).root);
+}
+
 /** Every `<disk>` of the domain, whatever its kind: what a backup must account for. */
 export function allDisks(xml: string): XmlDisk[] {
-  const out: XmlDisk[] = [];
-  for (const disk of xml.match(DISK) ?? []) {
-    const head = /^<disk\b[^>]*>/.exec(disk)?.[0] ?? '';
-    const type = /\btype=(['"])(.*?)\1/.exec(head)?.[2] ?? 'file';
-    const device = /\bdevice=(['"])(.*?)\1/.exec(head)?.[2] ?? 'disk';
-    const target = attr(disk, 'target', 'dev') ?? '';
-    const source =
-      attr(disk, 'source', 'file') ?? attr(disk, 'source', 'dev') ?? attr(disk, 'source', 'name');
-    out.push({ target, type, device, source });
-  }
-  return out;
+  return devicesOf(readDomainXml(xml).root, 'disk').map(describeDisk);
 }
 
 // libvirt's units: powers of 1000 for KB/MB/…, of 1024 for k/KiB/M/MiB/….
@@ -88,57 +87,49 @@ export function toBytes(value: number, unit = 'KiB'): number {
   return value * (UNITS[unit.toLowerCase()] ?? 1024);
 }
 
-/** Guest memory in bytes from `<memory unit='…'>`. */
-export function memoryBytes(xml: string): number {
-  const m = /<memory\b([^>]*)>(\d+)<\/memory>/.exec(xml);
-  if (!m) return 0;
-  return toBytes(Number(m[2]), /\bunit=['"](\w+)['"]/.exec(m[1] ?? '')?.[1]);
+/** Guest memory in bytes from the domain's `<memory unit='…'>`, or undefined without one. */
+export function memoryBytesOf(domain: XmlElement): number | undefined {
+  const memory = domain.first('memory');
+  const n = memory?.text().trim();
+  if (!memory || !n || !/^\d+$/.test(n)) return undefined;
+  return toBytes(Number(n), memory.attr('unit'));
 }
 
-/** Removes the first `<backingStore …>` element of a disk, however deeply nested its chain. */
-function withoutBackingStore(disk: string): string {
-  const start = disk.indexOf('<backingStore');
-  if (start < 0) return disk;
-  const open = /<backingStore\b[^>]*?(\/?)>/y;
-  let depth = 0;
-  let i = start;
-  while (i < disk.length) {
-    open.lastIndex = i;
-    const m = open.exec(disk);
-    if (m) {
-      i = open.lastIndex;
-      if (m[1] !== '/') depth++;
-      else if (depth === 0) return disk.slice(0, start) + disk.slice(i);
-      continue;
-    }
-    if (disk.startsWith('</backingStore>', i)) {
-      i += '</backingStore>'.length;
-      depth--;
-      if (depth === 0) return disk.slice(0, start) + disk.slice(i);
-      continue;
-    }
-    i++;
-  }
-  return disk;
+/** Guest memory in bytes from `<memory unit='…'>`; 0 without one. */
+export function memoryBytes(xml: string): number {
+  return memoryBytesOf(readDomainXml(xml).root) ?? 0;
+}
+
+/** `<backingStore type='file'><format type='qcow2'/><source file='…'/><backingStore/></backingStore>` */
+function backingStore(file: string): XmlElement {
+  return new XmlElement('backingStore', { type: 'file' }, [
+    new XmlElement('format', { type: 'qcow2' }),
+    new XmlElement('source', { file }),
+    new XmlElement('backingStore'),
+  ]);
 }
 
 /**
- * Points each named disk at its retained image as backing file. A saved state records
+ * Points each named disk at its retained image as backing file, right after its
+ * `<source>`, in place of whatever backing chain it had. A saved state records
  * `<backingStore/>` (no backing) for images that had none; restoring with that XML
  * would open the new overlay alone and the guest would see an empty disk.
  */
 export function withBackingFiles(xml: string, backingByTarget: ReadonlyMap<string, string>): string {
+  const doc = readDomainXml(xml);
+  if (!backingByTarget.size) return xml;
   const seen = new Set<string>();
-  const out = xml.replace(DISK, (disk) => {
-    const target = attr(disk, 'target', 'dev');
-    const backing = target ? backingByTarget.get(target) : undefined;
-    if (!target || backing === undefined) return disk;
+  for (const disk of devicesOf(doc.root, 'disk')) {
+    const target = disk.first('target')?.attr('dev');
+    const backing = target === undefined ? undefined : backingByTarget.get(target);
+    if (target === undefined || backing === undefined) continue;
+    const source = disk.first('source');
+    if (!source) throw new Error(`disk ${target} of the domain XML has no <source>`);
+    disk.remove(...disk.elements('backingStore'));
+    disk.insertAfter(source, backingStore(backing));
     seen.add(target);
-    const stripped = withoutBackingStore(disk);
-    const element = `<backingStore type='file'><format type='qcow2'/><source file='${escapeAttr(backing)}'/><backingStore/></backingStore>`;
-    return stripped.replace(/(<source\b[^>]*\/>|<source\b[^>]*>[\s\S]*?<\/source>)/, `$1\n      ${element}`);
-  });
+  }
   const missing = [...backingByTarget.keys()].filter((t) => !seen.has(t));
   if (missing.length) throw new Error(`domain XML has no disk ${missing.join(', ')}`);
-  return out;
+  return serializeXml(doc);
 }

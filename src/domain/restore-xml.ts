@@ -1,7 +1,9 @@
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { toBytes } from './domain-xml';
 import { BackupError, ErrorCode } from './errors';
 import { confine } from './paths';
+import { XmlSyntaxError } from './xml/entities';
+import { parseDomainXml } from './xml/parse';
+import type { XmlElement } from './xml/tree';
 
 /**
  * The node's check of the XML a restore defines. The workflow builds it from the backed-up
@@ -13,67 +15,36 @@ import { confine } from './paths';
  */
 
 type Attrs = Record<string, string>;
-/** An element: name, attributes, children; text is `['#text', { value }, []]`. */
+/** An element: name, attributes, children; text is `['#text', { value }, []]`. Values are decoded. */
 type Canon = [string, Attrs, Canon[]];
 const text = (value: string): Canon => ['#text', { value }, []];
-
-interface Ordered {
-  [name: string]: unknown;
-  ':@'?: Attrs;
-}
-
-const parser = new XMLParser({
-  preserveOrder: true,
-  ignoreAttributes: false,
-  attributeNamePrefix: '',
-  parseTagValue: false,
-  parseAttributeValue: false,
-  processEntities: false, // no expansion at all: entities are compared as written
-  ignoreDeclaration: true,
-  trimValues: true,
-});
 
 function refuse(why: string): BackupError {
   return new BackupError(ErrorCode.unsupportedConfigurationValue, `restore XML refused: ${why}`);
 }
 
 function parse(xml: string, which: string): Canon {
-  // A DTD can declare entities (billion laughs, external files): libvirt never writes one.
-  if (/<!DOCTYPE|<!ENTITY|<!\[CDATA\[/i.test(xml))
-    throw refuse(`the ${which} XML has a DOCTYPE, entity declaration or CDATA section`);
-  if (/<\?(?!xml\s)/.test(xml.replace(/^\s*<\?xml\b[^?]*\?>/, '')))
-    throw refuse(`the ${which} XML has a processing instruction`);
-  const valid = XMLValidator.validate(xml);
-  if (valid !== true) throw refuse(`the ${which} XML is not well-formed: ${valid.err.msg}`);
-  const top = (parser.parse(xml) as Ordered[]).map(canon).filter((n) => n[0] !== '#text');
-  if (top.length !== 1 || top[0]![0] !== 'domain')
-    throw refuse(`the ${which} XML is not one <domain> element`);
-  return top[0]!;
+  try {
+    return canon(parseDomainXml(xml).root);
+  } catch (e) {
+    if (e instanceof XmlSyntaxError) throw refuse(`the ${which} XML ${e.detail}`);
+    throw e;
+  }
 }
 
-function canon(node: Ordered): Canon {
-  const name = Object.keys(node).find((k) => k !== ':@')!;
-  if (name === '#text') return text(String(node[name]));
-  const children = (node[name] as Ordered[]).map(canon).filter((c) => isElement(c) || c[1]['value'] !== '');
-  return [name, { ...(node[':@'] ?? {}) }, children];
-}
-
-const XML_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', apos: "'", quot: '"' };
-
-/** Attribute or text value as the XML means it (character references included). */
-function decode(v: string): string {
-  return v.replace(/&(#x[0-9a-f]+|#\d+|\w+);/gi, (all, ref: string) => {
-    if (ref.startsWith('#x') || ref.startsWith('#X')) return String.fromCodePoint(parseInt(ref.slice(2), 16));
-    if (ref.startsWith('#')) return String.fromCodePoint(Number(ref.slice(1)));
-    const e = XML_ENTITIES[ref];
-    if (e === undefined) throw refuse(`unknown entity ${all}`);
-    return e;
-  });
+/** The tree as compared: comments and white space between elements do not count, text is trimmed. */
+function canon(e: XmlElement): Canon {
+  const children: Canon[] = [];
+  for (const c of e.children) {
+    if (c.kind === 'element') children.push(canon(c));
+    else if (c.kind === 'text' && c.value.trim() !== '') children.push(text(c.value.trim()));
+  }
+  return [e.name, Object.fromEntries(e.attributes), children];
 }
 
 const isElement = (c: Canon): boolean => c[0] !== '#text';
 const elements = (c: Canon[]) => c.filter(isElement);
-const textOf = (c: Canon[]): string => c.map((x) => (isElement(x) ? '' : decode(x[1]['value']!))).join('');
+const textOf = (c: Canon[]): string => c.map((x) => (isElement(x) ? '' : x[1]['value']!)).join('');
 
 /** What the decisions may change, taken out of the tree (the tree keeps a placeholder). */
 interface Choices {
@@ -99,11 +70,10 @@ function maskDomain(domain: Canon, which: string): { tree: Canon; choices: Choic
       // The user may keep, change, add or drop it: text only.
       if (elements(kids).length || Object.keys(attrs).length)
         throw refuse(`<description> of the ${which} XML holds more than text`);
-      textOf(kids); // its entities must be XML's own
     } else if (name === 'memory' || name === 'currentMemory') {
       const n = textOf(kids).trim();
       if (!/^\d+$/.test(n) || elements(kids).length) throw refuse(`<${name}> is not a number`);
-      choices.memoryBytes[name] = toBytes(Number(n), attrs['unit'] ? decode(attrs['unit']) : undefined);
+      choices.memoryBytes[name] = toBytes(Number(n), attrs['unit']);
       children.push([name, {}, [text(MASK)]]);
     } else if (name === 'vcpu') {
       const n = textOf(kids).trim();
@@ -124,7 +94,7 @@ function maskDevice(d: Canon, choices: Choices): Canon {
     const target = elements(kids).find((k) => k[0] === 'target')?.[1]['dev'];
     const sources = elements(kids).filter((k) => k[0] === 'source');
     if (target === undefined || sources.length !== 1 || sources[0]![1]['file'] === undefined) return d;
-    choices.disks.set(decode(target), decode(sources[0]![1]['file']));
+    choices.disks.set(target, sources[0]![1]['file']);
     return [name, attrs, kids.map((k) => (k === sources[0] ? masked(k, ['file']) : k))];
   }
   if (name === 'interface') {
@@ -134,12 +104,11 @@ function maskDevice(d: Canon, choices: Choices): Canon {
       kids.map((k) => {
         if (!isElement(k)) return k;
         if (k[0] === 'mac' && k[1]['address'] !== undefined) {
-          choices.macs.push(decode(k[1]['address']).toLowerCase());
+          choices.macs.push(k[1]['address'].toLowerCase());
           return masked(k, ['address']);
         }
         if (k[0] === 'source') {
-          for (const a of ['bridge', 'network'])
-            if (k[1][a] !== undefined) choices.networks.push(decode(k[1][a]));
+          for (const a of ['bridge', 'network']) if (k[1][a] !== undefined) choices.networks.push(k[1][a]);
           return masked(k, ['bridge', 'network']);
         }
         return k;

@@ -1,5 +1,7 @@
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { fileDisksOf } from './domain-xml';
 import { SAVE_HEADER_BYTES, SAVE_IMAGE_MAGIC } from './save-image';
+import { XmlSyntaxError } from './xml/entities';
+import { parseDomainXml } from './xml/parse';
 
 /**
  * Verification of a kept backup: what was checked, what is wrong, and the mark that
@@ -93,33 +95,18 @@ export interface DescribedDisk {
   source: string;
 }
 
-const xmlParser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '',
-  parseTagValue: false,
-  parseAttributeValue: false,
-  processEntities: false,
-  isArray: (name) => name === 'disk',
-});
-
 /** Name and file-backed disks of a libvirt domain XML, or why it does not parse as one. */
 export function describeDomainXml(xml: string): { name: string; disks: DescribedDisk[] } | { error: string } {
-  if (/<!DOCTYPE|<!ENTITY/i.test(xml)) return { error: 'has a DOCTYPE or entity declaration' };
-  const valid = XMLValidator.validate(xml);
-  if (valid !== true) return { error: `is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})` };
-  const doc = xmlParser.parse(xml) as { domain?: Record<string, unknown> };
-  const domain = doc.domain;
-  if (!domain || typeof domain !== 'object') return { error: 'is not a <domain>' };
-  const name = domain['name'];
-  if (typeof name !== 'string' || name === '') return { error: 'has no <name>' };
-  const devices = (domain['devices'] ?? {}) as { disk?: Array<Record<string, unknown>> };
-  const disks: DescribedDisk[] = [];
-  for (const d of devices.disk ?? []) {
-    if ((d['device'] ?? 'disk') !== 'disk') continue;
-    const source = (d['source'] as Record<string, string> | undefined)?.['file'];
-    const target = (d['target'] as Record<string, string> | undefined)?.['dev'];
-    if (source && target) disks.push({ target, source });
+  let domain;
+  try {
+    domain = parseDomainXml(xml).root;
+  } catch (e) {
+    if (!(e instanceof XmlSyntaxError)) throw e;
+    return { error: e.problem === 'root' ? 'is not a <domain>' : e.detail };
   }
+  const name = domain.first('name')?.text().trim();
+  if (!name) return { error: 'has no <name>' };
+  const disks = [...fileDisksOf(domain)].map(([target, source]) => ({ target, source }));
   return { name, disks: disks.sort((a, b) => a.target.localeCompare(b.target)) };
 }
 

@@ -169,13 +169,14 @@ describe('withBackingFiles', () => {
 
   it('replaces a whole nested backing chain by the given backing file', () => {
     const out = withBackingFiles(DOMAIN_XML, new Map([['vdb', RETAINED_B]]));
+    // The document is written back with libvirt's quotes ('), whatever the input used.
     expect(compact(diskOf(out, 'vdb'))).toBe(
-      `<disk type="file" device="disk">` +
-        `<driver name="qemu" type="qcow2"/>` +
-        `<source file="${VDB}" index="2"><seclabel model="dac" relabel="no"/></source>` +
+      `<disk type='file' device='disk'>` +
+        `<driver name='qemu' type='qcow2'/>` +
+        `<source file='${VDB}' index='2'><seclabel model='dac' relabel='no'/></source>` +
         `<backingStore type='file'><format type='qcow2'/><source file='${RETAINED_B}'/><backingStore/></backingStore>` +
-        `<target dev="vdb" bus="virtio"/>` +
-        `<alias name="virtio-disk1"/>` +
+        `<target dev='vdb' bus='virtio'/>` +
+        `<alias name='virtio-disk1'/>` +
         `</disk>`,
     );
     expect(out).not.toContain('data.qcow2.20260101T030000Z');
@@ -216,13 +217,34 @@ describe('withBackingFiles', () => {
 
   it('leaves the other disks and the rest of the document untouched', () => {
     const out = withBackingFiles(DOMAIN_XML, new Map([['vda', RETAINED_A]]));
-    const before = disksOf(DOMAIN_XML);
+    // As the serializer writes them: libvirt's quotes, everything else as it was.
+    const before = disksOf(DOMAIN_XML.replace(/"/g, "'"));
     const after = disksOf(out);
     expect(after).toHaveLength(4);
     expect(after[1]).toBe(before[1]);
     expect(after[2]).toBe(before[2]);
     expect(after[3]).toBe(before[3]);
     expect(outsideDisks(out)).toBe(outsideDisks(DOMAIN_XML));
+  });
+
+  it('writes the libvirt XML of the other disks back byte for byte', () => {
+    const out = withBackingFiles(DOMAIN_XML, new Map([['vdb', RETAINED_B]]));
+    expect(disksOf(out)[0]).toBe(disksOf(DOMAIN_XML)[0]);
+    expect(out.endsWith('</domain>\n')).toBe(true);
+  });
+
+  it('keeps white space, comments and an XML declaration around the disks', () => {
+    const xml = `<?xml version='1.0'?>\n<domain>\n  <!-- made by hand -->\n  <devices>\n    <disk type='file' device='disk'>\n      <source file='/v/a.qcow2'/>\n      <backingStore type='file'><format type='raw'/><source file='/old'/></backingStore>\n      <target dev='vda'/>\n    </disk>\n  </devices>\n</domain>\n`;
+    expect(withBackingFiles(xml, new Map([['vda', '/r/a.qcow2']]))).toBe(
+      `<?xml version='1.0'?>\n<domain>\n  <!-- made by hand -->\n  <devices>\n    <disk type='file' device='disk'>\n      <source file='/v/a.qcow2'/>\n      <backingStore type='file'><format type='qcow2'/><source file='/r/a.qcow2'/><backingStore/></backingStore>\n      <target dev='vda'/>\n    </disk>\n  </devices>\n</domain>\n`,
+    );
+  });
+
+  it('refuses XML that is not a domain, or that libvirt would never write', () => {
+    const vda = new Map([['vda', '/r/a.qcow2']]);
+    expect(() => withBackingFiles('<network/>', vda)).toThrow(/not one <domain>/);
+    expect(() => withBackingFiles(`<!DOCTYPE d>${DOMAIN_XML}`, vda)).toThrow(/DOCTYPE/);
+    expect(() => withBackingFiles(DOMAIN_XML.replace('</os>', ''), vda)).toThrow(/well-formed/);
   });
 
   it('keeps the top image as the source of the disk', () => {
