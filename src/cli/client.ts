@@ -22,21 +22,50 @@ export function failureMessage(err: unknown): { code: number; message: string } 
   return { code, message };
 }
 
+/** Why a workflow a command ran did not finish, for text and JSON output alike. */
+export interface Unfinished {
+  /** `already-running`: another run of it is going (exit 1); `failed`: it failed (exit 2). */
+  kind: 'already-running' | 'failed';
+  /** The contract's error code, when it failed. */
+  errorCode: number | null;
+  message: string;
+  exitCode: number;
+  /** The line the text output prints. */
+  line: string;
+}
+
 /**
  * What a command that runs one workflow to its end says when it did not: another run of it
  * is going (exit 1), or it failed with the contract's code (exit 2). Anything else is thrown.
  */
+export function unfinished(err: unknown, run: { vm: string; what: string; workflowId: string }): Unfinished {
+  if (err instanceof WorkflowExecutionAlreadyStartedError) {
+    const message = `a ${run.what} is running already (workflow ${run.workflowId})`;
+    return { kind: 'already-running', errorCode: null, message, exitCode: 1, line: `${run.vm}: ${message}` };
+  }
+  if (!(err instanceof WorkflowFailedError)) throw err;
+  const f = failureMessage(err);
+  return {
+    kind: 'failed',
+    errorCode: f.code,
+    message: f.message,
+    exitCode: 2,
+    line: `${run.vm}: ${run.what} failed (error ${f.code}): ${f.message}`,
+  };
+}
+
+/** `unfinished` in the JSON output (docs/json.md). */
+export function errorJson(u: Unfinished) {
+  return { kind: u.kind, errorCode: u.errorCode, message: u.message };
+}
+
+/** `unfinished`, printed: returns the exit code. */
 export function explainUnfinished(
   err: unknown,
   run: { vm: string; what: string; workflowId: string },
   out: (line: string) => void,
 ): number {
-  if (err instanceof WorkflowExecutionAlreadyStartedError) {
-    out(`${run.vm}: a ${run.what} is running already (workflow ${run.workflowId})`);
-    return 1;
-  }
-  if (!(err instanceof WorkflowFailedError)) throw err;
-  const f = failureMessage(err);
-  out(`${run.vm}: ${run.what} failed (error ${f.code}): ${f.message}`);
-  return 2;
+  const u = unfinished(err, run);
+  out(u.line);
+  return u.exitCode;
 }

@@ -1,33 +1,24 @@
-import { parseArgs } from 'node:util';
 import { ConfigError } from '../config';
 import { dataConverterFromEnv } from '../codec/data-converter';
 import { originOf, startCodecServer } from '../codec/server';
 
-export const CODEC_SERVER_HELP = `Usage: vmbackup codec-server [--port N] [--address A] [--origin URL]
-
-Serves Temporal's remote codec protocol (POST /encode, /decode) with the keys of
+/** What `vmbackup codec-server --help` says besides its options. */
+export const CODEC_SERVER_DESCRIPTION = `Serves Temporal's remote codec protocol (POST /encode, /decode) with the keys of
 VMBACKUP_CODEC_KEYS_FILE, so that the Temporal UI and \`temporal ... --codec-endpoint URL\`
 show the encrypted payloads in clear. Whoever reaches it can decrypt: keep it on loopback.
-  --port      TCP port (default 8081; 0 picks a free one)
-  --address   address to listen on (default 127.0.0.1)
-  --origin    the only browser origin allowed by CORS (default TEMPORAL_UI_URL's origin)
 Stops on SIGINT/SIGTERM.`;
 
+export interface CodecServerOptions {
+  port?: string | undefined;
+  address?: string | undefined;
+  origin?: string | undefined;
+}
+
 export async function runCodecServer(
-  args: string[],
+  values: CodecServerOptions,
   out: (line: string) => void,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      port: { type: 'string' },
-      address: { type: 'string' },
-      origin: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) return (out(CODEC_SERVER_HELP), 0);
   const port = Number(values.port ?? '8081');
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError('--port must be 0-65535');
   const converter = dataConverterFromEnv(env);

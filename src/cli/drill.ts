@@ -4,7 +4,8 @@ import { assertRunDate, assertVmName } from '../domain/names';
 import type { DrillReport } from '../activities/node/drill';
 import { drillWorkflowId } from '../workflows/drill-backup';
 import { VmNameKey } from '../workflows/search-attributes';
-import { explainUnfinished } from './client';
+import { errorJson, unfinished } from './client';
+import { report, type Io } from './io';
 
 /** The drill's verdict as lines: outcome, scratch VM, duration, then each problem. */
 export function describeDrill(r: DrillReport): string[] {
@@ -12,25 +13,47 @@ export function describeDrill(r: DrillReport): string[] {
   return [head, ...r.problems.map((p) => `  ${p}`), ...(r.file ? [`  result: ${r.file}`] : [])];
 }
 
+/** The drill's report in the JSON output (docs/json.md). */
+export function drillJson(r: DrillReport) {
+  return {
+    drillId: r.drillId,
+    vm: r.vm,
+    runDate: r.runDate,
+    outcome: r.outcome,
+    scratch: r.scratch,
+    from: r.from,
+    startedAt: r.startedAt,
+    durationMs: r.durationMs,
+    problems: r.problems,
+    file: r.file ?? null,
+  };
+}
+
 /** `vmbackup drill`: drills one backup and prints the verdict; exit 1 when it failed. */
 export async function runDrill(
   client: Client,
-  cmd: { vm: string; backup?: string | undefined },
-  out: (line: string) => void,
+  cmd: { vm: string; backup?: string | undefined; json?: boolean | undefined },
+  io: Io,
 ): Promise<number> {
   assertVmName(cmd.vm);
+  const rep = report(io, cmd.json);
   if (cmd.backup !== undefined) assertRunDate(cmd.backup);
-  let report: DrillReport;
+  let drill: DrillReport;
   try {
-    report = (await client.workflow.execute('drillBackup', {
+    drill = (await client.workflow.execute('drillBackup', {
       taskQueue: CONTROL_TASK_QUEUE,
       workflowId: drillWorkflowId(cmd.vm),
       args: [{ vm: cmd.vm, backup: cmd.backup, timing: timingFromEnv() }],
       typedSearchAttributes: [{ key: VmNameKey, value: [cmd.vm] }],
     })) as DrillReport;
   } catch (err) {
-    return explainUnfinished(err, { vm: cmd.vm, what: 'drill', workflowId: drillWorkflowId(cmd.vm) }, out);
+    const u = unfinished(err, { vm: cmd.vm, what: 'drill', workflowId: drillWorkflowId(cmd.vm) });
+    rep.text(u.line);
+    rep.result({ vm: cmd.vm, ok: false, error: errorJson(u), drill: null });
+    return u.exitCode;
   }
-  describeDrill(report).forEach((l) => out(l));
-  return report.outcome === 'passed' ? 0 : 1;
+  describeDrill(drill).forEach((l) => rep.text(l));
+  const ok = drill.outcome === 'passed';
+  rep.result({ vm: cmd.vm, ok, error: null, drill: drillJson(drill) });
+  return ok ? 0 : 1;
 }

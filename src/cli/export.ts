@@ -4,22 +4,21 @@ import { assertRunDate, assertVmName } from '../domain/names';
 import type { ExportDiskResult } from '../activities/node/export-disk';
 import { exportWorkflowId } from '../workflows/export-disk';
 import { VmNameKey } from '../workflows/search-attributes';
-import { explainUnfinished } from './client';
+import { errorJson, unfinished } from './client';
+import { report, type Io } from './io';
 
 export interface ExportCommand {
   vm: string;
   backup?: string | undefined;
   disk: string;
   to: string;
+  json?: boolean | undefined;
 }
 
 /** `vmbackup export`: one disk of a backup as a standalone qcow2 file on the VM's node. */
-export async function runExport(
-  client: Client,
-  cmd: ExportCommand,
-  out: (line: string) => void,
-): Promise<number> {
+export async function runExport(client: Client, cmd: ExportCommand, io: Io): Promise<number> {
   assertVmName(cmd.vm);
+  const rep = report(io, cmd.json);
   if (cmd.backup !== undefined) assertRunDate(cmd.backup);
   try {
     const r = (await client.workflow.execute('exportDisk', {
@@ -28,11 +27,35 @@ export async function runExport(
       args: [{ vm: cmd.vm, backup: cmd.backup, disk: cmd.disk, to: cmd.to, timing: timingFromEnv() }],
       typedSearchAttributes: [{ key: VmNameKey, value: [cmd.vm] }],
     })) as ExportDiskResult & { runDate: string };
-    out(
+    rep.text(
       `${cmd.vm} ${r.runDate} ${cmd.disk}: exported to ${r.file} (${(r.virtualSize / 1024 ** 2).toFixed(0)} MiB virtual, ${(r.bytes / 1024 ** 2).toFixed(1)} MiB on disk), equal to ${r.image}`,
     );
+    rep.result({
+      vm: cmd.vm,
+      ok: true,
+      error: null,
+      runDate: r.runDate,
+      disk: cmd.disk,
+      file: r.file,
+      image: r.image,
+      virtualSize: r.virtualSize,
+      bytes: r.bytes,
+    });
     return 0;
   } catch (err) {
-    return explainUnfinished(err, { vm: cmd.vm, what: 'export', workflowId: exportWorkflowId(cmd.vm) }, out);
+    const u = unfinished(err, { vm: cmd.vm, what: 'export', workflowId: exportWorkflowId(cmd.vm) });
+    rep.text(u.line);
+    rep.result({
+      vm: cmd.vm,
+      ok: false,
+      error: errorJson(u),
+      runDate: cmd.backup ?? null,
+      disk: cmd.disk,
+      file: cmd.to,
+      image: null,
+      virtualSize: null,
+      bytes: null,
+    });
+    return u.exitCode;
   }
 }

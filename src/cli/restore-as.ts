@@ -4,15 +4,18 @@ import { assertRunDate, assertVmName } from '../domain/names';
 import { vmWorkflowId } from '../workflows/ids';
 import type { RestoreAsWorkflowResult } from '../workflows/restore-as';
 import { VmNameKey } from '../workflows/search-attributes';
-import { explainUnfinished } from './client';
+import { errorJson, unfinished } from './client';
+import { report, type Io } from './io';
 
 /** `vmbackup restore <vm> --as <new>`: a new VM from the backup, the original untouched. */
 export async function runRestoreAs(
   client: Client,
-  cmd: { vm: string; as: string; backup?: string | undefined },
-  out: (line: string) => void,
+  cmd: { vm: string; as: string; backup?: string | undefined; json?: boolean | undefined },
+  io: Io,
 ): Promise<number> {
   assertVmName(cmd.vm);
+  const rep = report(io, cmd.json);
+  const out = rep.text;
   assertVmName(cmd.as);
   if (cmd.backup !== undefined) assertRunDate(cmd.backup);
   let r: RestoreAsWorkflowResult;
@@ -24,10 +27,28 @@ export async function runRestoreAs(
       typedSearchAttributes: [{ key: VmNameKey, value: [cmd.as] }],
     })) as RestoreAsWorkflowResult;
   } catch (err) {
-    return explainUnfinished(err, { vm: cmd.as, what: 'run', workflowId: vmWorkflowId(cmd.as) }, out);
+    const u = unfinished(err, { vm: cmd.as, what: 'run', workflowId: vmWorkflowId(cmd.as) });
+    out(u.line);
+    rep.result({ vm: cmd.vm, as: cmd.as, ok: false, error: errorJson(u), restored: null });
+    return u.exitCode;
   }
   out(`${r.as}: restored from backup ${r.runDate} of ${r.vm} (VM ${r.state}, UUID ${r.uuid})`);
   for (const d of r.disks) out(`  disk ${d.target}: ${d.file}`);
   for (const m of r.macs) out(`  MAC ${m.from} -> ${m.to}`);
+  rep.result({
+    vm: cmd.vm,
+    as: cmd.as,
+    ok: true,
+    error: null,
+    restored: {
+      vm: r.vm,
+      as: r.as,
+      runDate: r.runDate,
+      state: r.state,
+      uuid: r.uuid,
+      disks: r.disks.map((d) => ({ target: d.target, file: d.file })),
+      macs: r.macs.map((m) => ({ from: m.from, to: m.to })),
+    },
+  });
   return 0;
 }

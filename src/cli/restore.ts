@@ -16,9 +16,10 @@ import {
 } from '../workflows/messages';
 import type { RestoreVmResult } from '../workflows/restore-vm';
 import { VmNameKey } from '../workflows/search-attributes';
-import { uiLink } from './client';
-
-type Out = (line: string) => void;
+import { failureMessage, uiLink } from './client';
+import { followRuns, progressFor } from './follow';
+import { orNull, report, type Io } from './io';
+import type { ProgressRenderer } from './progress-render';
 
 function cell(v: string | null, width: number): string {
   const s = v === null ? '(none)' : v;
@@ -59,14 +60,65 @@ export function conflictTable(status: RestoreStatus): string[] {
   return lines;
 }
 
+/** A restore's status in the JSON output (docs/json.md): every field present, null when it has none. */
+export function restoreStatusJson(s: RestoreStatus) {
+  return {
+    vm: s.vm,
+    backup: orNull(s.backup),
+    node: orNull(s.node),
+    stage: s.stage,
+    withState: orNull(s.withState),
+    conflicts: s.conflicts.map((c) => ({
+      id: c.id,
+      source: c.source,
+      what: c.what,
+      backup: c.backup,
+      live: c.live,
+      linkedTo: orNull(c.linkedTo),
+      fixedByState: orNull(c.fixedByState),
+      entryOnlyIn: orNull(c.entryOnlyIn),
+    })),
+    inconsistencies: s.inconsistencies.map((i) => ({
+      config: i.config,
+      what: i.what,
+      directory: i.directory,
+      xml: i.xml,
+    })),
+    decision: orNull(s.decision),
+    lastRejection: orNull(s.lastRejection),
+    decisionDeadline: orNull(s.decisionDeadline),
+    message: orNull(s.message),
+  };
+}
+
+/** A restore's end in the JSON output. */
+export function restoreResultJson(r: RestoreVmResult) {
+  return {
+    vm: r.vm,
+    backup: r.backup,
+    outcome: r.outcome,
+    reason: orNull(r.reason),
+    state: orNull(r.state),
+    keptAside: orNull(r.keptAside),
+  };
+}
+
 export async function startRestore(
   client: Client,
-  cmd: { vm: string; backup?: string | undefined; decisionTimeoutSeconds?: number | undefined },
-  out: Out,
+  cmd: {
+    vm: string;
+    backup?: string | undefined;
+    decisionTimeoutSeconds?: number | undefined;
+    json?: boolean | undefined;
+  },
+  io: Io,
 ): Promise<number> {
   assertVmName(cmd.vm);
   if (cmd.backup !== undefined) assertRunDate(cmd.backup);
+  const rep = report(io, cmd.json);
+  const out = rep.text;
   const workflowId = vmWorkflowId(cmd.vm);
+  const doc = { vm: cmd.vm, workflowId, runId: null as string | null, uiUrl: null as string | null };
   let handle;
   try {
     handle = await client.workflow.start('restoreVm', {
@@ -84,25 +136,28 @@ export async function startRestore(
     });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      out(`${cmd.vm}: refused: a backup or restore of ${cmd.vm} is already running (workflow ${workflowId})`);
+      const message = `a backup or restore of ${cmd.vm} is already running (workflow ${workflowId})`;
+      out(`${cmd.vm}: refused: ${message}`);
+      rep.result({ ...doc, started: false, refused: message, status: null });
       return 1;
     }
     throw err;
   }
-  const link = uiLink(temporalConfig(), workflowId, handle.firstExecutionRunId);
-  if (link) out(`Temporal UI: ${link}`);
+  doc.runId = handle.firstExecutionRunId;
+  doc.uiUrl = orNull(uiLink(temporalConfig(), workflowId, handle.firstExecutionRunId));
+  if (doc.uiUrl) rep.info(`Temporal UI: ${doc.uiUrl}`);
   for (;;) {
     const status = await handle.query(restoreStatus);
-    if (status.stage === 'awaiting-decision') {
+    const done = ['failed', 'aborted', 'finished'].includes(status.stage);
+    if (status.stage === 'awaiting-decision' || done) {
       conflictTable(status).forEach(out);
-      out(
-        `decide with: vmbackup restore decide ${cmd.vm} --all-backup | --all-live | --take-backup <ids> --keep-live <ids>`,
-      );
-      out(`or abort with: vmbackup restore abort ${cmd.vm}`);
-      return 0;
-    }
-    if (['failed', 'aborted', 'finished'].includes(status.stage)) {
-      conflictTable(status).forEach(out);
+      if (!done) {
+        out(
+          `decide with: vmbackup restore decide ${cmd.vm} --all-backup | --all-live | --take-backup <ids> --keep-live <ids>`,
+        );
+        out(`or abort with: vmbackup restore abort ${cmd.vm}`);
+      }
+      rep.result({ ...doc, started: true, refused: null, status: restoreStatusJson(status) });
       return status.stage === 'failed' ? 1 : 0;
     }
     await sleep(500);
@@ -145,58 +200,101 @@ export async function decideRestore(
     keepLive?: string | undefined;
     allBackup?: boolean | undefined;
     allLive?: boolean | undefined;
+    json?: boolean | undefined;
+    /** Live progress while waiting (default on); a renderer replaces the stderr one (tests). */
+    progress?: boolean | ProgressRenderer | undefined;
   },
-  out: Out,
+  io: Io,
 ): Promise<number> {
   assertVmName(cmd.vm);
   if (cmd.allBackup && cmd.allLive) throw new Error('--all-backup and --all-live exclude each other');
-  const handle = client.workflow.getHandle(vmWorkflowId(cmd.vm));
-  const status = await handle.query(restoreStatus);
-  const decision = buildDecision(status, cmd);
+  const rep = report(io, cmd.json);
+  const out = rep.text;
+  const workflowId = vmWorkflowId(cmd.vm);
+  const described = await client.workflow.getHandle(workflowId).describe();
+  // The run that was asked, also for --wait: a later run under the same ID is not this restore's end.
+  const handle = client.workflow.getHandle(workflowId, described.runId);
+  const decision = buildDecision(await handle.query(restoreStatus), cmd);
+  const doc = { vm: cmd.vm, decision };
+  let status: RestoreStatus;
   try {
-    await handle.executeUpdate(decideUpdate, { args: [decision] });
+    status = await handle.executeUpdate(decideUpdate, { args: [decision] });
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) {
-      out(`decision refused: ${err.cause?.message ?? err.message}`);
+      const why = err.cause?.message ?? err.message;
+      out(`decision refused: ${why}`);
+      rep.result({ ...doc, accepted: false, refused: why, status: null, result: null, error: null });
       return 1;
     }
     throw err;
   }
   out(`decision accepted: ${JSON.stringify(decision)}`);
-  if (!cmd.wait) return 0;
+  const accepted = { ...doc, accepted: true, refused: null, status: restoreStatusJson(status) };
+  if (!cmd.wait) {
+    rep.result({ ...accepted, result: null, error: null });
+    return 0;
+  }
+  const result = handle.result() as Promise<RestoreVmResult>;
+  const renderer = progressFor(cmd.progress, [cmd.vm]);
+  if (renderer)
+    await followRuns(client, [{ vm: cmd.vm, workflowId, runId: described.runId }], {
+      until: result,
+      renderer,
+    });
   try {
-    const result = (await handle.result()) as RestoreVmResult;
-    out(`${cmd.vm}: ${result.outcome} from ${result.backup}${result.state ? ` (VM ${result.state})` : ''}`);
-    return result.outcome === 'restored' ? 0 : 1;
+    const r = await result;
+    out(`${cmd.vm}: ${r.outcome} from ${r.backup}${r.state ? ` (VM ${r.state})` : ''}`);
+    rep.result({ ...accepted, result: restoreResultJson(r), error: null });
+    return r.outcome === 'restored' ? 0 : 1;
   } catch (err) {
-    out(`${cmd.vm}: restore FAILED: ${(err as { cause?: Error }).cause?.message ?? (err as Error).message}`);
+    const message = (err as { cause?: Error }).cause?.message ?? (err as Error).message;
+    out(`${cmd.vm}: restore FAILED: ${message}`);
+    rep.result({ ...accepted, result: null, error: { errorCode: failureMessage(err).code, message } });
     return 1;
   }
 }
 
 export async function abortRestore(
   client: Client,
-  cmd: { vm: string; reason?: string | undefined },
-  out: Out,
+  cmd: { vm: string; reason?: string | undefined; json?: boolean | undefined },
+  io: Io,
 ): Promise<number> {
   assertVmName(cmd.vm);
+  const rep = report(io, cmd.json);
   const handle = client.workflow.getHandle(vmWorkflowId(cmd.vm));
+  let status: RestoreStatus;
   try {
-    await handle.executeUpdate(abortUpdate, { args: [{ reason: cmd.reason }] });
+    status = await handle.executeUpdate(abortUpdate, { args: [{ reason: cmd.reason }] });
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) {
-      out(`abort refused: ${err.cause?.message ?? err.message}`);
+      const why = err.cause?.message ?? err.message;
+      rep.text(`abort refused: ${why}`);
+      rep.result({ vm: cmd.vm, aborted: false, refused: why, status: null, result: null });
       return 1;
     }
     throw err;
   }
   const result = (await handle.result()) as RestoreVmResult;
-  out(`${cmd.vm}: restore ${result.outcome}${result.reason ? `: ${result.reason}` : ''}`);
+  rep.text(`${cmd.vm}: restore ${result.outcome}${result.reason ? `: ${result.reason}` : ''}`);
+  rep.result({
+    vm: cmd.vm,
+    aborted: true,
+    refused: null,
+    status: restoreStatusJson(status),
+    result: restoreResultJson(result),
+  });
   return 0;
 }
 
-export async function showRestore(client: Client, vm: string, out: Out): Promise<number> {
-  assertVmName(vm);
-  conflictTable(await client.workflow.getHandle(vmWorkflowId(vm)).query(restoreStatus)).forEach(out);
+export async function showRestore(
+  client: Client,
+  cmd: { vm: string; json?: boolean | undefined },
+  io: Io,
+): Promise<number> {
+  assertVmName(cmd.vm);
+  const rep = report(io, cmd.json);
+  const status = await client.workflow.getHandle(vmWorkflowId(cmd.vm)).query(restoreStatus);
+  conflictTable(status).forEach((l) => rep.text(l));
+  rep.result({ vm: cmd.vm, status: restoreStatusJson(status) });
   return 0;
 }

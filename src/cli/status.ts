@@ -3,6 +3,7 @@ import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { CONTROL_TASK_QUEUE } from '../config';
 import { assertNodeName, nodeTaskQueue } from '../domain/names';
+import { toIo, type Io } from './io';
 import { vmStatuses, type TemporalFacts, type VmFacts, type VmStatus } from '../domain/status';
 
 /** A node counts as having a worker when one polled its queue within this time. */
@@ -84,8 +85,9 @@ export function statusLine(s: VmStatus): string {
 export async function runStatus(
   client: Client,
   cmd: { node?: string | undefined; json: boolean; namespace: string },
-  out: (line: string) => void,
+  output: Io | ((line: string) => void),
 ): Promise<number> {
+  const out = toIo(output).out;
   if (cmd.node !== undefined) assertNodeName(cmd.node);
   const vms = (await client.workflow.execute('fleetStatus', {
     taskQueue: CONTROL_TASK_QUEUE,

@@ -4,12 +4,14 @@ import { assertRunDate, assertVmName } from '../domain/names';
 import type { VerifyReport } from '../domain/verification';
 import { verifyWorkflowId, type VerifyBackupsResult } from '../workflows/verify-backups';
 import { VmNameKey } from '../workflows/search-attributes';
-import { explainUnfinished } from './client';
+import { errorJson, unfinished } from './client';
+import { report, type Io } from './io';
 
 export interface VerifyCommand {
   vm: string;
   backup?: string | undefined;
   all: boolean;
+  json?: boolean | undefined;
 }
 
 const MiB = 1024 * 1024;
@@ -27,13 +29,26 @@ export function describeReport(r: VerifyReport): string[] {
   return [`${r.vm} ${r.runDate}: ${verdict}`, ...r.problems.map((p) => `  ${p.file}: ${p.problem}`)];
 }
 
+/** One report in the JSON output (docs/json.md). */
+export function reportJson(r: VerifyReport) {
+  return {
+    vm: r.vm,
+    runDate: r.runDate,
+    backupDir: r.backupDir,
+    outcome: r.outcome,
+    checkedAt: r.checkedAt,
+    durationMs: r.durationMs,
+    bytesRead: r.bytesRead,
+    bytesExpected: r.bytesExpected,
+    files: r.files,
+    problems: r.problems.map((p) => ({ file: p.file, problem: p.problem })),
+  };
+}
+
 /** `vmbackup verify`: verifies the chosen backups and prints each verdict; exit 1 when any failed. */
-export async function runVerify(
-  client: Client,
-  cmd: VerifyCommand,
-  out: (line: string) => void,
-): Promise<number> {
+export async function runVerify(client: Client, cmd: VerifyCommand, io: Io): Promise<number> {
   assertVmName(cmd.vm);
+  const rep = report(io, cmd.json);
   if (cmd.backup !== undefined) assertRunDate(cmd.backup);
   let result: VerifyBackupsResult;
   try {
@@ -46,12 +61,13 @@ export async function runVerify(
       typedSearchAttributes: [{ key: VmNameKey, value: [cmd.vm] }],
     })) as VerifyBackupsResult;
   } catch (err) {
-    return explainUnfinished(
-      err,
-      { vm: cmd.vm, what: 'verification', workflowId: verifyWorkflowId(cmd.vm) },
-      out,
-    );
+    const u = unfinished(err, { vm: cmd.vm, what: 'verification', workflowId: verifyWorkflowId(cmd.vm) });
+    rep.text(u.line);
+    rep.result({ vm: cmd.vm, ok: false, error: errorJson(u), reports: [] });
+    return u.exitCode;
   }
-  for (const r of result.reports) describeReport(r).forEach((l) => out(l));
-  return result.reports.some((r) => r.outcome === 'failed') ? 1 : 0;
+  for (const r of result.reports) describeReport(r).forEach((l) => rep.text(l));
+  const ok = !result.reports.some((r) => r.outcome === 'failed');
+  rep.result({ vm: cmd.vm, ok, error: null, reports: result.reports.map(reportJson) });
+  return ok ? 0 : 1;
 }
