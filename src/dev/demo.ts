@@ -1,11 +1,14 @@
 /**
- * `npm run demo`: an end-to-end backup on the embedded services, with real workers.
+ * `npm run demo`: the whole story on the embedded services, with real workers.
  *
- * Creates the sandbox VM `demo-vm` (two qcow2 disks) on node `demo-node`, writes a
- * pattern through the guest's disks, starts a control and a node worker as child
- * processes, backs the VM up through Temporal as `vmbackup backup demo-vm --wait` does,
- * then checks what the guest, the files and the directory show. Exits 1 when a check fails.
- * Needs the environment of `.dev/env` (scripts/demo.sh sources it).
+ * Creates the sandbox VM `demo-vm` (two qcow2 disks, 96 MiB of random data in its RAM) on
+ * node `demo-node`, writes a pattern through the guest's disks, starts a control and a
+ * node worker as child processes, backs the VM up as `vmbackup backup demo-vm --wait` does,
+ * checks what the guest, the files and the directory show, verifies the backup, changes
+ * the guest's disk and the directory entry, restores with a decision (the backup's side
+ * for every conflict) and shows that the guest reads its backed-up disk data and RAM
+ * again. Exits 1 when a check fails. Needs the environment of `.dev/env` (scripts/demo.sh
+ * sources it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, promises as fs } from 'node:fs';
@@ -14,6 +17,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { runBackup } from '../cli/backup';
+import { timingFromEnv, CONTROL_TASK_QUEUE } from '../config';
+import type { VerifyReport } from '../domain/verification';
+import type { RestoreVmResult } from '../workflows/restore-vm';
+import type { VerifyBackupsResult } from '../workflows/verify-backups';
+import { verifyWorkflowId } from '../workflows/verify-backups';
+import { decideUpdate, restoreStatus, type RestoreStatus } from '../workflows/messages';
+import { OutcomeKey, RunDateKey } from '../workflows/search-attributes';
+import { blankRamLoaders, blobRangeSha256, ensureRamBlob, type RamBlob } from './guest-ram';
 import { uiLink } from '../cli/client';
 import { connectClient } from '../temporal/connect';
 import { nodeConfig, temporalConfig, type TemporalConfig } from '../config';
@@ -38,6 +49,9 @@ const PATTERNS = [
   { disk: 0, pattern: 0x5a, offset: 0, length: 4 * MiB },
   { disk: 1, pattern: 0xc3, offset: 16 * MiB, length: 4 * MiB },
 ] as const;
+/** What the guest writes over the first pattern after the backup: the restore must undo it. */
+const AFTER = { disk: 0, pattern: 0x77, offset: 0, length: 4 * MiB } as const;
+const RAM_BLOB = 'demo-96m';
 const WORKER_READY_TIMEOUT_MS = 180_000;
 const WORKER_STOP_TIMEOUT_MS = 30_000;
 
@@ -197,12 +211,14 @@ async function demoWith(client: Client, temporal: TemporalConfig): Promise<void>
   await fs.mkdir(logDir, { recursive: true });
 
   section(`sandbox VM ${VM} on node ${NODE}`);
+  const blob = await ensureRamBlob(RAM_BLOB, 96 * MiB);
   const vm = await createSandboxVm(
     {
       name: VM,
       node: NODE,
       disks: 2,
-      memoryMiB: 64,
+      memoryMiB: 160,
+      ramData: blob,
       retainRoot: need('VMBACKUP_RETAIN_ROOT'),
       backupRoot: need('VMBACKUP_BACKUP_ROOT'),
       ramDisk: need('VMBACKUP_RAMDISK'),
@@ -210,6 +226,10 @@ async function demoWith(client: Client, temporal: TemporalConfig): Promise<void>
     { virsh, directory, node },
   );
   for (const d of vm.disks) say(`  ${d.target}: ${d.file}`);
+  check(
+    (await blobRangeSha256(virsh, VM, blob)) === blob.sha256,
+    `guest RAM holds ${mib(blob.bytes)} of random data (sha256 ${blob.sha256.slice(0, 16)}…)`,
+  );
   for (const p of PATTERNS) {
     await guest.write(VM, p.disk, p.pattern, p.offset, p.length);
     check(
@@ -307,6 +327,105 @@ async function demoWith(client: Client, temporal: TemporalConfig): Promise<void>
     say(`  sstProvisioningExecutionTime: ${leaf!.executionTimes.join(', ')}`);
     check(leaf!.mode === 'finished' && leaf!.returnValue === 0, 'the run leaf says finished, return value 0');
   }
+  await storyInTemporal(client, workflowId, result.runDate);
+  await verifyAndRestore(client, { virsh, guest, directory, blob, runDate: result.runDate });
+}
+
+/** What an operator finds in the Temporal UI or with `temporal workflow list -q`. */
+async function storyInTemporal(client: Client, workflowId: string, runDate: string): Promise<void> {
+  section('what the Temporal UI shows');
+  const desc = await client.workflow.getHandle(workflowId).describe();
+  const outcome = desc.typedSearchAttributes.get(OutcomeKey);
+  say(
+    `  search attributes: Outcome=${outcome} RunDate=${desc.typedSearchAttributes.get(RunDateKey)?.toISOString()}`,
+  );
+  say(
+    `  find it with: temporal workflow list -q "Outcome = 'finished' AND Node = '${NODE}' AND RunDate >= '...'"`,
+  );
+  check(outcome === 'finished', `the run of ${runDate} is marked Outcome=finished`);
+}
+
+interface Scene {
+  virsh: Virsh;
+  guest: GuestIo;
+  directory: ReturnType<typeof adminDirectoryConfig>;
+  blob: RamBlob;
+  runDate: string;
+}
+
+async function verifyAndRestore(client: Client, s: Scene): Promise<void> {
+  section(`verify (as: vmbackup verify ${VM})`);
+  const verified = (await client.workflow.execute('verifyBackups', {
+    taskQueue: CONTROL_TASK_QUEUE,
+    workflowId: verifyWorkflowId(VM),
+    args: [{ vm: VM, timing: timingFromEnv() }],
+  })) as VerifyBackupsResult;
+  const report: VerifyReport | undefined = verified.reports[0];
+  say(
+    `  backup ${report?.runDate}: ${report?.outcome}, ${report?.files} files, ${mib(report?.bytesRead ?? 0)} re-read against the manifest`,
+  );
+  check(report?.outcome === 'passed', 'the backup passed verification');
+
+  section('changes after the backup');
+  await s.guest.write(VM, AFTER.disk, AFTER.pattern, AFTER.offset, AFTER.length);
+  check(
+    await s.guest.reads(VM, AFTER.disk, AFTER.pattern, AFTER.offset, AFTER.length),
+    `the guest overwrote ${mib(AFTER.length)} of vda with 0x${AFTER.pattern.toString(16)}`,
+  );
+  const tree = new StoneyTree(s.directory.baseDn);
+  await withDirectory(s.directory, (dir) =>
+    dir.replace(tree.vm(VM), { description: 'changed after the backup' }),
+  );
+  say(`  the directory entry's description now says "changed after the backup"`);
+  // QEMU's loaders fill RAM at every start: blank, only the saved state can bring the blob back.
+  await blankRamLoaders(VM, s.blob);
+
+  section(`restore (as: vmbackup restore ${VM}, then vmbackup restore decide ${VM})`);
+  const handle = await client.workflow.start('restoreVm', {
+    taskQueue: CONTROL_TASK_QUEUE,
+    workflowId: vmWorkflowId(VM),
+    args: [{ vm: VM, timing: timingFromEnv(), decisionTimeoutSeconds: 600 }],
+  });
+  let status: RestoreStatus | undefined;
+  for (let i = 0; i < 600 && status?.stage !== 'awaiting-decision'; i++) {
+    status = await handle.query(restoreStatus);
+    if (status.stage === 'failed') break;
+    if (status.stage !== 'awaiting-decision') await sleep(250);
+  }
+  if (!check(status?.stage === 'awaiting-decision', `the restore waits for a decision (${status?.stage})`))
+    return;
+  say(
+    `  backup ${status!.backup}, ${status!.conflicts.length} conflict(s) between the backed-up and the live configuration:`,
+  );
+  for (const c of status!.conflicts)
+    say(`    ${c.id.padEnd(28)} backup: ${c.backup ?? '(none)'}   live: ${c.live ?? '(none)'}`);
+  const decision = Object.fromEntries(status!.conflicts.map((c) => [c.id, 'backup' as const]));
+  say('  decision: the backup for every conflict');
+  await handle.executeUpdate(decideUpdate, { args: [decision] });
+  const restored = (await handle.result()) as RestoreVmResult;
+  check(restored.outcome === 'restored', `the restore ended: ${restored.outcome}`);
+
+  section('what the guest sees after the restore');
+  const state = await s.virsh.state(VM);
+  check(state === 'running', `${VM} is ${state ?? 'not defined'}`);
+  const first = PATTERNS[0];
+  check(
+    await s.guest.reads(VM, first.disk, first.pattern, first.offset, first.length),
+    `the guest reads its backed-up 0x${first.pattern.toString(16)} on vda again, not the later 0x${AFTER.pattern.toString(16)}`,
+  );
+  check(
+    (await blobRangeSha256(s.virsh, VM, s.blob)) === s.blob.sha256,
+    `guest RAM holds the ${mib(s.blob.bytes)} it had at the backup (from the saved state; the loaders were blank)`,
+  );
+  const description = await withDirectory(
+    s.directory,
+    async (dir) => (await dir.read(tree.vm(VM)))?.attributes['description'],
+  );
+  const backedUp = status!.conflicts.find((c) => c.id === 'dir:.:description')?.backup;
+  check(
+    backedUp !== undefined && (description ?? []).join(', ') === backedUp,
+    `the directory entry is the backed-up one again (description: ${JSON.stringify(description ?? null)})`,
+  );
 }
 
 async function main(): Promise<number> {
@@ -333,7 +452,7 @@ async function main(): Promise<number> {
     for (const f of failures) say(`  - ${f}`);
     return 1;
   }
-  say(`demo passed: ${VM} was backed up and keeps running on its own, merged disks`);
+  say(`demo passed: ${VM} was backed up, verified, changed and restored to what it had at the backup`);
   return 0;
 }
 
