@@ -352,6 +352,11 @@ describe('decideLiveMerge', () => {
       expect(next(decideLiveMerge(merging({ disks: [onOverlay({ job, commits: 1 })] })))).toBe('wait');
   });
 
+  it('reports the bytes of the commit it waits for', () => {
+    const d = decideLiveMerge(merging({ disks: [onOverlay({ job: { cur: 3, end: 9 }, commits: 1 })] }));
+    expect(d).toMatchObject({ kind: 'wait', progress: { file: 'vda', bytes: 3, total: 9 } });
+  });
+
   it(`gives up on a commit that ended ${MAX_COMMITS} times without the pivot`, () => {
     expect(next(decideLiveMerge(merging({ disks: [onOverlay({ commits: MAX_COMMITS })] })))).toBe(
       `refuse ${ErrorCode.mergeFailed}`,

@@ -228,7 +228,11 @@ function commitBack<K extends 'start-paused' | 'start-commit' | 'pivot'>(
       return refuse(ErrorCode.wrongStateInformation, `VM ${w.vm} is neither running, paused nor shut off`);
     if (d.job) {
       if (d.job.end > 0 && d.job.cur >= d.job.end) return one('pivot' as K, d.target);
-      return wait(`commit of ${d.target} ${d.job.cur}/${d.job.end}`);
+      return wait(`commit of ${d.target} ${d.job.cur}/${d.job.end}`, {
+        file: d.target,
+        bytes: d.job.cur,
+        total: d.job.end,
+      });
     }
     if (d.commits >= MAX_COMMITS)
       return refuse(ErrorCode.mergeFailed, `commit of ${d.target} keeps ending without the pivot`);
