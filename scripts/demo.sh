@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end demonstration on the embedded services: starts them (idempotently),
-# creates the sandbox VM demo-vm (two qcow2 disks) on node demo-node, runs a control
-# and a node worker, backs the VM up through Temporal and checks the result.
+# creates the sandbox VM demo-vm (two qcow2 disks, data in RAM) on node demo-node, runs a
+# control and a node worker, backs the VM up through Temporal, verifies the backup,
+# changes the guest and the directory, restores with a decision and shows what the guest
+# sees after each step.
 # Usage: bash scripts/demo.sh   (or npm run demo)
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
