@@ -3,6 +3,7 @@ import type { ActivityInterceptors, ActivityInterceptorsFactory } from '@tempora
 import type { Pino } from './logger';
 import {
   recordActivity,
+  runEnd,
   runDateOfActivity,
   vmOfActivity,
   type ActivityEvent,
@@ -94,7 +95,10 @@ export function observabilityInterceptor(options: InterceptorOptions): ActivityI
             throw err;
           }
           const ev = event({ result });
-          if (options.metrics) safely(options.logger, () => recordActivity(options.metrics!, ev));
+          let ended: string | undefined;
+          if (options.metrics) safely(options.logger, () => (ended = recordActivity(options.metrics!, ev)));
+          else if (options.role === 'control') ended = describeRunEnd(ev);
+          if (ended) ctx.log.info(ended, { leafMode: (input.args[2] as { mode?: unknown })?.mode });
           if (options.role === 'node' && NODE_STEPS.has(info.activityType)) {
             ctx.log.info(`${info.activityType} done`, {
               durationMs: Math.round(ev.durationMs),
@@ -111,6 +115,13 @@ export function observabilityInterceptor(options: InterceptorOptions): ActivityI
       },
     };
   };
+}
+
+/** The end of a run a control activity wrote, without metrics. */
+function describeRunEnd(ev: ActivityEvent): string | undefined {
+  if (ev.activityType !== 'updateRun') return undefined;
+  const end = runEnd(ev.workflowType, ev.args[2] as Parameters<typeof runEnd>[1]);
+  return end && `${end.kind} ${end.outcome}`;
 }
 
 /** Metrics never fail an activity: a bug there is logged, the activity's result stands. */

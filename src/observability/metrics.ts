@@ -251,18 +251,24 @@ const seconds = (ms: number) => Math.max(0, ms) / 1000;
 /**
  * Records what one activity's end tells: counts completions (a retried attempt that failed
  * counts only in `vmbackup_activity_failures_total`), each fact once per VM and run.
+ * Returns the end of a run it saw (`backup finished`, `restore failed`, …), for the log.
  */
-export function recordActivity(metrics: VmBackupMetrics, ev: ActivityEvent): void {
+export function recordActivity(metrics: VmBackupMetrics, ev: ActivityEvent): string | undefined {
   const vm = vmOfActivity(ev.activityType, ev.args);
   if (ev.failed) {
     metrics.activityFailures.inc({ role: ev.role, node: ev.node ?? '', activity: ev.activityType });
-    return;
+    return undefined;
   }
-  if (ev.role === 'control') recordControl(metrics, ev, vm);
-  else recordNode(metrics, ev, vm);
+  if (ev.role === 'control') return recordControl(metrics, ev, vm);
+  recordNode(metrics, ev, vm);
+  return undefined;
 }
 
-function recordControl(metrics: VmBackupMetrics, ev: ActivityEvent, vm: string | undefined): void {
+function recordControl(
+  metrics: VmBackupMetrics,
+  ev: ActivityEvent,
+  vm: string | undefined,
+): string | undefined {
   const result = ev.result;
   if (
     (ev.activityType === 'loadBackupTarget' || ev.activityType === 'loadRestoreTarget') &&
@@ -270,16 +276,16 @@ function recordControl(metrics: VmBackupMetrics, ev: ActivityEvent, vm: string |
   ) {
     const target = result as unknown as BackupTarget | RestoreTarget;
     if (vm && typeof target.vm?.node === 'string') metrics.noteNode(vm, target.vm.node);
-    return;
+    return undefined;
   }
   if (ev.activityType === 'listFleetRuns' && Array.isArray(result)) {
     seedFromFleet(metrics, result as FleetRuns[]);
-    return;
+    return undefined;
   }
-  if (ev.activityType !== 'updateRun' || !vm) return;
+  if (ev.activityType !== 'updateRun' || !vm) return undefined;
   const runDate = String(ev.args[1]);
   const end = runEnd(ev.workflowType, ev.args[2] as LeafUpdate | undefined);
-  if (!end || !metrics.once(`${end.kind}|${vm}|${runDate}|${ev.workflowType}`)) return;
+  if (!end || !metrics.once(`${end.kind}|${vm}|${runDate}|${ev.workflowType}`)) return undefined;
   const node = metrics.nodeOf(vm);
   if (end.kind === 'backup') {
     metrics.backups.inc({ vm, node, outcome: end.outcome });
@@ -287,6 +293,7 @@ function recordControl(metrics: VmBackupMetrics, ev: ActivityEvent, vm: string |
   } else {
     metrics.restores.inc({ vm, node, kind: 'in-place', outcome: end.outcome });
   }
+  return `${end.kind} ${end.outcome}`;
 }
 
 function recordNode(metrics: VmBackupMetrics, ev: ActivityEvent, vm: string | undefined): void {
