@@ -1,0 +1,153 @@
+import { execa } from 'execa';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ensureRamBlob, removeRamBlob } from '../../src/dev/guest-ram';
+import { repoRoot } from '../support/dev-env';
+import { createVm, guestWrite, MiB, startBackup } from '../support/harness';
+import { useTestNode } from '../support/lifecycle';
+
+const NODE = 'vmbt-node-progress';
+const VM = 'vmbt-progress';
+const node = useTestNode(NODE);
+node.vms.push(VM);
+const BLOB = 'vmbt-progress-1536m';
+afterAll(() => removeRamBlob(BLOB).catch(() => undefined));
+
+/** The CLI as operators run it, in a pipe (not a TTY): progress comes as plain lines on stderr. */
+function cli(env: NodeJS.ProcessEnv, ...args: string[]) {
+  const child = execa(process.execPath, [`${repoRoot}bin/vmbackup.mjs`, ...args], {
+    reject: false,
+    env: { ...process.env, ...env },
+  });
+  const lines: Array<{ line: string; at: number }> = [];
+  let partial = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    const parts = (partial + chunk.toString()).split('\n');
+    partial = parts.pop()!;
+    for (const line of parts) lines.push({ line, at: Date.now() });
+  });
+  return { child, lines };
+}
+
+/**
+ * The server holds an activity's heartbeat details as the worker last sent them, and the
+ * worker sends them at most every 0.8 × the heartbeat timeout (the SDK's throttle, up to its
+ * maxHeartbeatThrottleInterval): a shorter timeout for this run's activities (the CLI passes
+ * its timing to the workflow) lets describe() see the bytes move within a file's retain.
+ */
+const HEARTBEAT = { VMBACKUP_HEARTBEAT_SECONDS: '2' };
+
+const UNITS: Record<string, number> = { B: 1, KiB: 1024, MiB: MiB, GiB: 1024 * MiB };
+const amount = (n: string, unit: string) => Number(n) * UNITS[unit]!;
+
+interface Line {
+  at: string;
+  stage: string;
+  file: string;
+  bytes: number;
+  total: number;
+  percent: number;
+}
+
+/** `<ISO time> <vm> <stage> <file> <n unit>/<n unit> (<p>%) …`: a progress line with bytes. */
+function parse(line: string): Line | undefined {
+  const m =
+    /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (\S+) (\S+) (\S+) ([\d.]+) (B|KiB|MiB|GiB)\/([\d.]+) (B|KiB|MiB|GiB) \((\d+)%\)/.exec(
+      line,
+    );
+  if (!m || m[2] !== VM) return undefined;
+  return {
+    at: m[1]!,
+    stage: m[3]!,
+    file: m[4]!,
+    bytes: amount(m[5]!, m[6]!),
+    total: amount(m[7]!, m[8]!),
+    percent: Number(m[9]),
+  };
+}
+
+describe('live progress of a backup', () => {
+  it('backup --wait in a pipe prints timestamped progress lines (stage, action, bytes of total) while it runs, then one JSON document', async () => {
+    // RAM full of data (save mode): the state file's retain takes a moment.
+    const blob = await ensureRamBlob(BLOB, 1536 * MiB);
+    await createVm({ name: VM, node: NODE, disks: 1, memoryMiB: 2048, ramData: blob, mode: 'save' });
+    await guestWrite(VM, 0, { pattern: 0x5a, offset: 0, length: 4 * MiB });
+
+    const { child, lines } = cli(HEARTBEAT, 'backup', VM, '--wait', '--json');
+    const r = await child;
+    const ended = Date.now();
+    const all = lines.map((l) => l.line).join('\n');
+    expect(r.exitCode, `${r.stdout}\n${all}`).toBe(0);
+
+    // stdout: exactly one JSON document
+    const doc = JSON.parse(r.stdout) as {
+      ok: boolean;
+      workflowId: string;
+      results: Array<{ vm: string; outcome: string; files: string[]; backupDir: string }>;
+    };
+    expect(doc).toMatchObject({ ok: true, workflowId: `vm/${VM}`, started: true });
+    expect(doc.results).toHaveLength(1);
+    expect(doc.results[0]).toMatchObject({ vm: VM, outcome: 'backed-up' });
+    const stateFile = doc.results[0]!.files.find((f) => f.includes('.state.'))!;
+    expect(stateFile).toBeDefined();
+
+    // stderr: the start, then plain progress lines (ISO time, VM, stage, …) as the stages go
+    expect(all).toContain(`started vm/${VM}`);
+    const progress = lines.filter((l) => /^\d{4}-\d\d-\d\dT[\d:.]+Z /.test(l.line));
+    expect(progress.length, all).toBeGreaterThan(2);
+    const stages = progress.map((l) => l.line.split(' ')[2]);
+    expect(stages, all).toContain('snapshot');
+    expect(stages, all).toContain('retain');
+    expect(stages.at(-1), all).toBe('finished');
+    // printed during the run, not all at its end
+    expect(progress[0]!.at, all).toBeLessThan(ended - 2000);
+
+    // Bytes (StepProgress `{step, file, bytes, total}`), per file, as far as a poll saw them:
+    // never decreasing, and reaching the file's total (a file the step moved on from is shown
+    // done). Whether a poll sees the state file mid-way is down to timing, see the todo below.
+    const withBytes = progress.map((l) => parse(l.line)).filter((l): l is Line => !!l);
+    const byFile = new Map<string, Line[]>();
+    for (const l of withBytes) byFile.set(l.file, [...(byFile.get(l.file) ?? []), l]);
+    for (const [file, seen] of byFile) {
+      const percents = seen.map((l) => l.percent);
+      expect(percents, `${file}\n${all}`).toEqual([...percents].sort((a, b) => a - b));
+      expect(seen.at(-1)!.percent, `${file}\n${all}`).toBe(100);
+      expect(seen.at(-1)!.bytes, file).toBe(seen.at(-1)!.total);
+    }
+    const state = byFile.get(stateFile);
+    if (state) {
+      expect(state[0]!.stage).toBe('retain');
+      expect(state[0]!.total).toBeGreaterThan(1400 * MiB);
+    }
+  }, 300_000);
+
+  // Not reliably seen yet: the state file (most of a backup's bytes) moves in the snapshot's
+  // retain-state without reporting bytes, and the retain's copies report them but are often
+  // over within one heartbeat throttle (0.8 × the heartbeat timeout, the SDK's default).
+  it.todo(
+    "shows the state file's bytes rising to its total (needs retain-state to report bytes and the node worker's maxHeartbeatThrottleInterval near 1 s)",
+  );
+
+  it('watch attaches to a running backup, shows its progress and exits 0 when it finished', async () => {
+    const handle = await startBackup(VM);
+    const { child, lines } = cli(HEARTBEAT, 'watch', VM);
+    const r = await child;
+    const all = lines.map((l) => l.line).join('\n');
+    expect(r.exitCode, `${r.stdout}\n${all}`).toBe(0);
+    expect(all).toContain(`watching backupVm vm/${VM}`);
+    const progress = lines.filter((l) => /^\d{4}-\d\d-\d\dT[\d:.]+Z vmbt-progress /.test(l.line));
+    expect(progress.length, all).toBeGreaterThan(1);
+    expect(progress.at(-1)!.line.split(' ')[2], all).toBe('finished');
+    expect(r.stdout).toMatch(new RegExp(`^${VM}: backed up on ${NODE} to `));
+    await handle.result();
+  }, 300_000);
+
+  it('watch says so and exits 2 when no run is going', async () => {
+    const { child } = cli({}, 'watch', VM);
+    const r = await child;
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(
+      new RegExp(`no run of ${VM} is going: the last one \\(backupVm\\) ended completed`),
+    );
+    expect(r.stdout).toBe('');
+  });
+});
