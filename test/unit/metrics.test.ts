@@ -1,3 +1,6 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { doneUpdate, failedUpdate, goUpdate, refusedUpdate, runningUpdate } from '../../src/domain/protocol';
 import {
@@ -9,6 +12,7 @@ import {
   type ActivityEvent,
 } from '../../src/observability/metrics';
 import { parseListenAddress, startMetricsServer } from '../../src/observability/server';
+import { repoRoot } from '../support/dev-env';
 import { parseExposition, valueOf } from '../support/metrics';
 
 const NOW = Date.UTC(2026, 11, 2, 3, 0, 0);
@@ -219,4 +223,60 @@ describe('the metrics server', () => {
       await server.close();
     }
   });
+});
+
+const deploy = (...p: string[]) => path.join(repoRoot, 'deploy', ...p);
+
+/** promtool from PROMTOOL or the PATH, if there is one. */
+function promtool(): string | undefined {
+  const candidates = [
+    process.env['PROMTOOL'],
+    ...(process.env['PATH'] ?? '').split(':').map((d) => path.join(d, 'promtool')),
+  ];
+  return candidates.find((c): c is string => !!c && existsSync(c));
+}
+
+/** The vmbackup_ metric names an expression uses, without the histogram suffixes. */
+function vmbackupNames(expr: string): string[] {
+  return [...expr.matchAll(/\bvmbackup_\w+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, ''));
+}
+
+describe('the sample dashboard and alert rules', () => {
+  const known = new Set(
+    fresh()
+      .registry.getMetricsAsArray()
+      .map((m) => m.name),
+  );
+
+  it('the dashboard is JSON whose queries use only metrics the workers serve', () => {
+    const dashboard = JSON.parse(readFileSync(deploy('grafana', 'vmbackup-dashboard.json'), 'utf8')) as {
+      panels: Array<{ title: string; type: string; targets?: Array<{ expr: string }> }>;
+    };
+    const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
+    expect(exprs.length).toBeGreaterThan(10);
+    for (const name of exprs.flatMap(vmbackupNames)) expect(known, name).toContain(name);
+    for (const title of ['Backups by outcome', 'Age of the last good backup per VM', 'Workers up'])
+      expect(dashboard.panels.map((p) => p.title)).toContain(title);
+    expect(exprs.some((e) => e.includes('temporal_workflow_task_schedule_to_start_latency'))).toBe(true);
+  });
+
+  it('the alert rules use only metrics the workers serve', () => {
+    const text = readFileSync(deploy('prometheus', 'vmbackup-alerts.yml'), 'utf8');
+    const exprs = [...text.matchAll(/^\s+expr: (.+)$/gm)].map((m) => m[1]!);
+    expect(exprs.length).toBeGreaterThanOrEqual(4);
+    for (const name of exprs.flatMap(vmbackupNames)) expect(known, name).toContain(name);
+    for (const alert of ['NoGoodBackup26h', 'NodeWorkerAbsent', 'VerifyFailed'])
+      expect(text).toMatch(new RegExp(`- alert: ${alert}$`, 'm'));
+  });
+
+  it.skipIf(!promtool())(
+    'promtool accepts the rules and the configuration, and the rules pass their tests',
+    () => {
+      const run = (...args: string[]) =>
+        execFileSync(promtool()!, args, { cwd: deploy('prometheus'), encoding: 'utf8', stdio: 'pipe' });
+      expect(run('check', 'rules', 'vmbackup-alerts.yml')).toContain('SUCCESS');
+      expect(run('check', 'config', 'prometheus.yml')).toContain('SUCCESS');
+      expect(run('test', 'rules', 'vmbackup-alerts.test.yml')).toContain('SUCCESS');
+    },
+  );
 });
