@@ -4,6 +4,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { run } from '../hypervisor/run';
+import { readDomainXml } from '../domain/domain-xml';
+import { parseXml } from '../domain/xml/parse';
+import { serializeXml } from '../domain/xml/serialize';
+import type { XmlElement } from '../domain/xml/tree';
 
 /**
  * A real Linux guest for the tests, whose RAM and disk change while a backup runs:
@@ -83,10 +87,19 @@ export function linuxGuestConsoleXml(consoleFile: string): string {
     </console>`;
 }
 
-function replaceOnce(xml: string, pattern: RegExp, replacement: string, what: string): string {
-  const matches = xml.match(new RegExp(pattern.source, 'g')) ?? [];
-  if (matches.length !== 1) throw new Error(`domain XML has ${matches.length} ${what}, expected one`);
-  return xml.replace(pattern, () => replacement);
+/** Elements written as XML text, parsed (they are ours: a wrapper makes one root). */
+const elementsOf = (xml: string): XmlElement[] => parseXml(`<x>${xml}</x>`).root.elements();
+
+/** Replaces the one child of `parent` that `pick` finds with `replacement`. */
+function replaceOnce(
+  parent: XmlElement | undefined,
+  pick: (e: XmlElement) => boolean,
+  replacement: XmlElement[],
+  what: string,
+): void {
+  const found = parent?.elements().filter(pick) ?? [];
+  if (found.length !== 1) throw new Error(`domain XML has ${found.length} ${what}, expected one`);
+  parent!.insertBefore(found[0]!, ...replacement).remove(found[0]!);
 }
 
 /**
@@ -98,8 +111,12 @@ export async function linuxGuestDomainXml(vm: string, xml: string): Promise<stri
   const consoleFile = linuxGuestConsole(vm);
   await fs.mkdir(path.dirname(consoleFile), { recursive: true, mode: 0o755 });
   await fs.rm(consoleFile, { force: true });
-  const withOs = replaceOnce(xml, /<os>[\s\S]*?<\/os>/, linuxGuestOsXml(image), '<os> elements');
-  return replaceOnce(withOs, /<console type='pty'\/>/, linuxGuestConsoleXml(consoleFile), 'pty consoles');
+  const doc = readDomainXml(xml);
+  replaceOnce(doc.root, (e) => e.name === 'os', elementsOf(linuxGuestOsXml(image)), '<os> elements');
+  const consoles = elementsOf(linuxGuestConsoleXml(consoleFile));
+  const pty = (e: XmlElement) => e.name === 'console' && e.attr('type') === 'pty';
+  replaceOnce(doc.root.first('devices'), pty, consoles, 'pty consoles');
+  return serializeXml(doc);
 }
 
 /** Current size of the console file: an offset to read only what the guest prints from now on. */

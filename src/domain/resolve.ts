@@ -1,5 +1,8 @@
 import type { Conflict, Decision } from './conflicts';
+import { devicesOf, readDomainXml } from './domain-xml';
 import type { Attributes } from './plan';
+import { serializeXml } from './xml/serialize';
+import { XmlElement, XmlText } from './xml/tree';
 
 /**
  * The configuration a restore writes: the live directory entries and the backed-up XML
@@ -59,73 +62,61 @@ export function resolveEntries(
     );
 }
 
-function escapeText(v: string): string {
-  return v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+function setDescription(domain: XmlElement, value: string | null): void {
+  const old = domain.first('description');
+  if (value === null) {
+    if (old) domain.remove(old);
+    return;
+  }
+  if (old) old.setText(value);
+  else {
+    const name = domain.first('name');
+    const element = new XmlElement('description', {}, [new XmlText(value)]);
+    if (name) domain.insertAfter(name, element);
+    else domain.children.unshift(element);
+  }
 }
 
-function escapeAttr(v: string): string {
-  return escapeText(v).replace(/'/g, '&apos;').replace(/"/g, '&quot;');
-}
-
-function setDescription(xml: string, value: string | null): string {
-  const without = xml.replace(/\n?\s*<description>[\s\S]*?<\/description>/, '');
-  if (value === null) return without;
-  return without.replace(/(<name>[\s\S]*?<\/name>)/, `$1\n  <description>${escapeText(value)}</description>`);
-}
-
-function setInDevice(
-  xml: string,
-  element: 'disk' | 'interface',
-  pick: (el: string, index: number) => boolean,
-  edit: (el: string) => string,
-): string {
-  let index = 0;
-  return xml.replace(new RegExp(`<${element}\\b[^>]*>[\\s\\S]*?</${element}>`, 'g'), (el) => {
-    const hit = pick(el, index);
-    if (element === 'interface' || /device=['"]disk['"]/.test(el)) index++;
-    return hit ? edit(el) : el;
-  });
-}
+/** The file disks (`device='disk'`) and the interfaces, in document order. */
+const fileDisks = (domain: XmlElement) =>
+  devicesOf(domain, 'disk').filter((d) => (d.attr('device') ?? 'disk') === 'disk');
 
 /** Backed-up XML with the live value put back wherever the user chose the live side. */
 export function resolveXml(backupXml: string, conflicts: readonly Conflict[], decision: Decision): string {
-  let xml = backupXml;
+  const doc = readDomainXml(backupXml, 'backed-up domain XML');
+  const domain = doc.root;
+  const cannot = (c: Conflict) => new Error(`cannot take the live value of ${c.id} into the restored XML`);
+  let changed = false;
   for (const c of conflicts) {
     if (c.source !== 'xml' || decision[c.id] !== 'live') continue;
     const disk = /^xml:disk\[(\w+)\]$/.exec(c.id);
     const iface = /^xml:interface\[(\d+)\]\.(mac|source)$/.exec(c.id);
-    if (c.id === 'xml:description') xml = setDescription(xml, c.live);
+    changed = true;
+    if (c.id === 'xml:description') setDescription(domain, c.live);
     else if (c.id === 'xml:memory' && c.live) {
       const kib = String(Math.floor(Number(c.live) / 1024));
-      xml = xml
-        .replace(/<memory\b[^>]*>\d+<\/memory>/, `<memory unit='KiB'>${kib}</memory>`)
-        .replace(
-          /<currentMemory\b[^>]*>\d+<\/currentMemory>/,
-          `<currentMemory unit='KiB'>${kib}</currentMemory>`,
-        );
-    } else if (c.id === 'xml:vcpu' && c.live)
-      xml = xml.replace(/(<vcpu\b[^>]*>)\d+(<\/vcpu>)/, `$1${c.live}$2`);
+      for (const name of ['memory', 'currentMemory']) domain.first(name)?.setAttr('unit', 'KiB').setText(kib);
+    } else if (c.id === 'xml:vcpu' && c.live) domain.first('vcpu')?.setText(c.live);
     else if (disk && c.live && c.backup) {
-      xml = setInDevice(
-        xml,
-        'disk',
-        (el) => new RegExp(`<target\\b[^>]*dev=['"]${disk[1]}['"]`).test(el),
-        (el) => el.replace(/(<source\b[^>]*\bfile=)(['"])[^'"]*\2/, `$1'${escapeAttr(c.live!)}'`),
-      );
+      const source = fileDisks(domain)
+        .find((d) => d.first('target')?.attr('dev') === disk[1])
+        ?.first('source');
+      if (source?.attr('file') === undefined) throw cannot(c);
+      source.setAttr('file', c.live);
     } else if (iface && c.live && c.backup) {
-      const n = Number(iface[1]);
-      xml = setInDevice(
-        xml,
-        'interface',
-        (_el, i) => i === n,
-        (el) =>
-          iface[2] === 'mac'
-            ? el.replace(/(<mac\b[^>]*\baddress=)(['"])[^'"]*\2/, `$1'${escapeAttr(c.live!)}'`)
-            : el.replace(/(<source\b[^>]*\b(?:bridge|network)=)(['"])[^'"]*\2/, `$1'${escapeAttr(c.live!)}'`),
-      );
-    } else {
-      throw new Error(`cannot take the live value of ${c.id} into the restored XML`);
-    }
+      const element = devicesOf(domain, 'interface')[Number(iface[1])];
+      if (iface[2] === 'mac') {
+        const mac = element?.first('mac');
+        if (!mac) throw cannot(c);
+        mac.setAttr('address', c.live);
+      } else {
+        const source = element?.first('source');
+        const attribute = ['bridge', 'network'].find((a) => source?.attr(a) !== undefined);
+        if (!source || !attribute) throw cannot(c);
+        source.setAttr(attribute, c.live);
+      }
+    } else throw cannot(c);
   }
-  return xml;
+  // Untouched, the backed-up XML goes back exactly as libvirt wrote it.
+  return changed ? serializeXml(doc) : backupXml;
 }

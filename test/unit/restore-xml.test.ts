@@ -73,7 +73,7 @@ describe('the restore XML the node defines', () => {
 
   it('accepts what the decisions change: description, disk source, network; memory and vCPUs without state', () => {
     const moved = `${ROOT}/vm-persistent/other/web01-vdb.qcow2`;
-    const live = BACKUP.replace('web server', 'web & mail <server>')
+    const live = BACKUP.replace('web server', 'web &amp; mail &lt;server&gt;')
       .replace(VDB, moved)
       .replace("network='default'", "network='lan2'")
       .replace(/2097152/g, '4194304')

@@ -1,4 +1,5 @@
 import { ErrorCode } from '../errors';
+import { devicesOf, readDomainXml } from '../domain-xml';
 import { isActive, type DomainView } from './snapshot';
 import { act, done, refuse, wait, type Decision } from './step';
 
@@ -303,6 +304,7 @@ export function decideLiveRollback(w: LiveWorld): Decision<LiveRollbackAction, '
  * that pin a guest to its host (passthrough) block the memory copy.
  */
 export function liveObstacle(xml: string): string | undefined {
-  if (/<hostdev\b/.test(xml)) return 'a host device is passed through, which blocks a live memory copy';
+  if (devicesOf(readDomainXml(xml).root, 'hostdev').length)
+    return 'a host device is passed through, which blocks a live memory copy';
   return undefined;
 }
