@@ -45,5 +45,7 @@ export async function createNodeWorker(node: string, env: NodeJS.ProcessEnv = pr
     // node has VMs a probe never queues behind long saves.
     maxConcurrentActivityTaskExecutions: limits.maxParallelActivities,
     shutdownGraceTime: '5m',
+    // Heartbeat details reach the server at most this old: the CLI's progress reads them there.
+    maxHeartbeatThrottleInterval: '1s',
   });
 }

@@ -149,7 +149,7 @@ async function copyThroughPart<T>(
   await unlinkIfThere(part);
   // Made here, exclusively and owner-only; the copy then writes into this regular file.
   await (await fs.open(part, CREATE_NEW, 0o600)).close();
-  const timer = options.onProgress ? setInterval(options.onProgress, 2000) : undefined;
+  const timer = options.onProgress ? setInterval(options.onProgress, 1000) : undefined;
   let result: T;
   try {
     result = await copyInto(part);
@@ -223,6 +223,15 @@ export async function transferHashed(
  * Puts `src` at `dst`: a durable rename on one filesystem, else a durable copy that leaves
  * the source in place.
  */
+/** An `onProgress` that reports how far `<dst>.part` has grown (the copy writes there). */
+export function partGrowth(dst: string, report: (bytes: number) => void): () => void {
+  return () =>
+    void fs.stat(`${dst}.part`).then(
+      (s) => report(s.size),
+      () => undefined,
+    );
+}
+
 async function transferFile(src: string, dst: string, options: CopyOptions = {}): Promise<void> {
   if (await sameFilesystem(path.dirname(src), path.dirname(dst))) {
     await options.prepare?.(src);

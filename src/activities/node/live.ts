@@ -20,6 +20,7 @@ import { drive } from './drive';
 import { injectedFault } from './failpoints';
 import {
   durableCopy,
+  partGrowth,
   durableUnlink,
   exists,
   moveFile,
@@ -245,14 +246,9 @@ async function copyFrozen(paths: RunPaths, target: string | undefined): Promise<
     durableCopy(d.live, d.retained, {
       // cp keeps the live image's mode; others' bits go (the retain directory is searchable).
       prepare: async (part) => setModeOwner(part, { mode: backupImageMode((await fs.lstat(part)).mode) }),
-      onProgress: () => {
-        void fs
-          .stat(`${d.retained}.part`)
-          .then((s) =>
-            heartbeat({ step: 'snapshot', action: 'copy', file: d.target, bytes: s.size, total: size }),
-          )
-          .catch(() => undefined);
-      },
+      onProgress: partGrowth(d.retained, (bytes) =>
+        heartbeat({ step: 'snapshot', action: 'copy', file: d.target, bytes, total: size }),
+      ),
     }),
   );
 }

@@ -25,6 +25,7 @@ import {
   ensureDir,
   exists,
   moveFile,
+  partGrowth,
   setModeOwner,
   syncDir,
   writeFileAtomic,
@@ -33,7 +34,7 @@ import { assertFreshTarget } from './confine-real';
 import { PRIVATE_DIR, PRIVATE_FILE, runDirMode } from '../../domain/modes';
 import { readJournal, writeJournal, type Journal } from './journal';
 import { inodeOf, isOverlayOf, observeDomain, qemuOpenFiles } from './observe';
-import { resolveRunChecked, step, type DiskPaths, type NodeDeps, type RunPaths } from './context';
+import { heartbeat, resolveRunChecked, step, type DiskPaths, type NodeDeps, type RunPaths } from './context';
 import type { AbortSnapshotResult, InspectResult, SnapshotInput, SnapshotResult, VmRunInput } from './types';
 
 export const PLACEHOLDER_STATE = 'Machine is not running, no state file\n';
@@ -421,10 +422,18 @@ async function snapshotAct(
       await writeJournal(paths.layout.retainDir, { ...journal, restoredAt: Date.now() });
       return;
     }
-    case 'retain-state':
+    case 'retain-state': {
+      // From the RAM disk it is a copy of the whole state: GiBs the progress shows.
+      const file = path.basename(paths.state.retained);
+      const total = (await fs.stat(paths.state.saved).catch(() => undefined))?.size;
       return step(ErrorCode.stateFileToRetainFailed, 'move the state file to the retain directory', () =>
-        moveFile(paths.state.saved, paths.state.retained),
+        moveFile(paths.state.saved, paths.state.retained, {
+          onProgress: partGrowth(paths.state.retained, (bytes) =>
+            heartbeat({ step: 'snapshot', action: 'retain-state', file, bytes, total }),
+          ),
+        }),
       );
+    }
     case 'write-placeholder':
       return writeFileAtomic(paths.state.retained, PLACEHOLDER_STATE, PRIVATE_FILE);
     case 'finish': {
