@@ -246,7 +246,7 @@ async function demoWith(client: Client, temporal: TemporalConfig): Promise<void>
   const workflowId = vmWorkflowId(VM);
   const started = Date.now();
   const code = await Promise.race([
-    runBackup(client, { vms: [VM], wait: true }, (line) => say(`  | ${line}`)),
+    runBackup(client, { vms: [VM], wait: true, progress: true }, (line) => say(`  | ${line}`)),
     workerDeath(),
   ]);
   say(`  took ${((Date.now() - started) / 1000).toFixed(1)} s`);
