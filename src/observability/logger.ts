@@ -1,6 +1,7 @@
 import { pino, type DestinationStream, type Level, type Logger as Pino } from 'pino';
 import type { LogLevel, LogMetadata, Logger } from '@temporalio/common';
 import { ConfigError } from '../config';
+import { vmOfWorkflowId } from '../workflows/ids';
 
 export type { Pino };
 
@@ -71,8 +72,8 @@ export function logFields(meta: LogMetadata | undefined): Record<string, unknown
   }
   const workflowId = out['workflowId'];
   if (out['vm'] === undefined && typeof workflowId === 'string') {
-    const m = /^vm\/(.+)$/.exec(workflowId);
-    if (m) out['vm'] = m[1];
+    const vm = vmOfWorkflowId(workflowId);
+    if (vm !== undefined) out['vm'] = vm;
   }
   return out;
 }
