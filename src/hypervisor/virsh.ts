@@ -116,8 +116,22 @@ export class Virsh {
     await this.virsh(['start', ...(paused ? ['--paused'] : []), '--', vm], 'long');
   }
 
+  /**
+   * Resumes a paused VM. One found running is where a resume leads: libvirt resumes a VM
+   * itself when its live snapshot ends, which may fall between our look and our call.
+   */
   async resume(vm: string): Promise<void> {
-    await this.virsh(['resume', '--', vm]);
+    try {
+      await this.virsh(['resume', '--', vm]);
+    } catch (err) {
+      if (
+        err instanceof CommandError &&
+        /already running/i.test(err.stderr) &&
+        (await this.state(vm)) === 'running'
+      )
+        return;
+      throw err;
+    }
   }
 
   /** Asks the guest to power off (ACPI); returns at once. */

@@ -208,6 +208,22 @@ describe('live mode', () => {
     await expectLiveBackup(vm, [[a]], result);
   });
 
+  it('a resume of a VM libvirt resumed meanwhile (its live snapshot ended between our look and our call) succeeds and leaves it running; a shut-off VM still cannot be resumed', async () => {
+    const vm = await createVm({ name: 'vmbt-live-resume', node: NODE, disks: 1, mode: 'live' });
+    vms.push(vm.name);
+    const a: GuestWrite = { pattern: 0x5e, offset: 0, length: MiB };
+    await guestWrite(vm.name, 0, a);
+    await virsh.suspend(vm.name);
+    await virsh.resume(vm.name);
+    expect(await virsh.state(vm.name)).toBe('running');
+    await virsh.resume(vm.name);
+    expect(await virsh.state(vm.name)).toBe('running');
+    expect(await guestReads(vm.name, 0, a)).toBe(true);
+    await virsh.destroy(vm.name);
+    await expect(virsh.resume(vm.name)).rejects.toThrow(/not running/);
+    expect(await virsh.state(vm.name)).toBe('shut off');
+  });
+
   it('backs up live into a retain directory on another filesystem (save mode refuses one): the frozen image is copied once', async () => {
     const otherFs = path.join(roots.backup, 'live-other-fs');
     await fs.mkdir(otherFs, { recursive: true });
