@@ -198,6 +198,8 @@ export interface NodeLimits {
   maxParallelSaves: number;
   /** The worker's activity slots; a waiting save holds one, so keep it above the node's VMs. */
   maxParallelActivities: number;
+  /** MiB per second the node's own copies and hashes may read, all runs together; 0: unlimited. */
+  readMiBPerSecond: number;
 }
 
 function count(env: Env, name: string, fallback: number): number {
@@ -211,10 +213,17 @@ function count(env: Env, name: string, fallback: number): number {
   return n;
 }
 
+/** A positive integer, or 0 when unset: no limit. */
+function optionalCount(env: Env, name: string): number {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? 0 : count(env, name, 0);
+}
+
 export function nodeLimits(env: Env = process.env): NodeLimits {
   return {
     maxParallelSaves: count(env, 'VMBACKUP_MAX_PARALLEL_SAVES', 4),
     maxParallelActivities: count(env, 'VMBACKUP_MAX_PARALLEL_ACTIVITIES', 32),
+    readMiBPerSecond: optionalCount(env, 'VMBACKUP_READ_MIB_PER_SECOND'),
   };
 }
 

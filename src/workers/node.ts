@@ -1,6 +1,7 @@
 import { Worker } from '@temporalio/worker';
 import { createNodeActivities } from '../activities/node';
 import { setMaxParallelSaves } from '../activities/node/save-slots';
+import { setReadBudget } from '../activities/node/read-budget';
 import { directoryConfig, nodeConfig, nodeLimits, temporalConfig, type DirectoryConfig } from '../config';
 import { directoryPlacement } from '../activities/node/placement';
 import { nodeTaskQueue } from '../domain/names';
@@ -30,6 +31,7 @@ export async function createNodeWorker(node: string, env: NodeJS.ProcessEnv = pr
   const config = nodeConfig(env);
   const limits = nodeLimits(env);
   setMaxParallelSaves(limits.maxParallelSaves);
+  setReadBudget(limits.readMiBPerSecond);
   const taskQueue = nodeTaskQueue(node);
   // Before the connection: the Temporal Runtime is set up with the logger and the SDK's metrics.
   const observability = await startWorkerObservability(env, { role: 'node', node, taskQueue });

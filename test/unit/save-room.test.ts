@@ -105,17 +105,23 @@ describe('groupSaves', () => {
 });
 
 describe('nodeLimits', () => {
-  it('defaults to 4 parallel saves and 32 activity slots', () => {
-    expect(nodeLimits({})).toEqual({ maxParallelSaves: 4, maxParallelActivities: 32 });
+  it('defaults to 4 parallel saves, 32 activity slots and unlimited reads', () => {
+    expect(nodeLimits({})).toEqual({ maxParallelSaves: 4, maxParallelActivities: 32, readMiBPerSecond: 0 });
   });
 
-  it('reads both, and refuses what is not a positive integer', () => {
-    expect(nodeLimits({ VMBACKUP_MAX_PARALLEL_SAVES: '2', VMBACKUP_MAX_PARALLEL_ACTIVITIES: '64' })).toEqual({
-      maxParallelSaves: 2,
-      maxParallelActivities: 64,
-    });
+  it('reads all three, and refuses what is not a positive integer', () => {
+    expect(
+      nodeLimits({
+        VMBACKUP_MAX_PARALLEL_SAVES: '2',
+        VMBACKUP_MAX_PARALLEL_ACTIVITIES: '64',
+        VMBACKUP_READ_MIB_PER_SECOND: '200',
+      }),
+    ).toEqual({ maxParallelSaves: 2, maxParallelActivities: 64, readMiBPerSecond: 200 });
     expect(() => nodeLimits({ VMBACKUP_MAX_PARALLEL_SAVES: '0' })).toThrow(/positive integer/);
     expect(() => nodeLimits({ VMBACKUP_MAX_PARALLEL_ACTIVITIES: '1.5' })).toThrow(/positive integer/);
+    expect(() => nodeLimits({ VMBACKUP_READ_MIB_PER_SECOND: '-5' })).toThrow(
+      /VMBACKUP_READ_MIB_PER_SECOND must be a positive integer/,
+    );
   });
 });
 

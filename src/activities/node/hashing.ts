@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import { awaitReadBudget } from './read-budget';
 
 /** Size and SHA-256 of a file as read, and how many bytes were read for it. */
 export interface FileDigest {
@@ -23,9 +24,14 @@ async function readOnce(
   use: (chunk: Buffer, position: number) => Promise<void> | void,
 ): Promise<number> {
   const buffers = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
+  // Each read waits for its share of the node's read budget (unlimited unless configured).
+  const read = async (buffer: Buffer, at: number) => {
+    await awaitReadBudget(CHUNK);
+    return input.read(buffer, 0, CHUNK, at);
+  };
   let position = 0;
   let which = 0;
-  let pending = input.read(buffers[which]!, 0, CHUNK, position);
+  let pending = read(buffers[which]!, position);
   for (;;) {
     const { bytesRead } = await pending;
     if (bytesRead === 0) return position;
@@ -33,7 +39,7 @@ async function readOnce(
     const at = position;
     position += bytesRead;
     which = 1 - which;
-    pending = input.read(buffers[which]!, 0, CHUNK, position);
+    pending = read(buffers[which]!, position);
     // If `use` throws, this read's outcome no longer matters.
     pending.catch(() => undefined);
     await use(chunk, at);
