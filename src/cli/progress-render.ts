@@ -56,7 +56,9 @@ export function barRenderer(stream: NodeJS.WriteStream, vms: readonly string[]):
           bars.set(r.vm, bar);
         }
         const total = r.total && r.total > 0 ? r.total : 1;
-        const value = r.total ? Math.min(r.bytes ?? 0, r.total) : r.state === 'done' ? 1 : 0;
+        // The workflow says `finished` a moment before its run completes: full from then on.
+        const ended = r.state === 'done' || r.stage === 'finished';
+        const value = ended ? total : r.total ? Math.min(r.bytes ?? 0, r.total) : 0;
         bar.setTotal(total);
         bar.update(value, payload(r.vm, r));
       }
