@@ -32,14 +32,6 @@ function cli(env: NodeJS.ProcessEnv, ...args: string[]) {
   return { child, lines };
 }
 
-/**
- * The server holds an activity's heartbeat details as the worker last sent them, and the
- * worker sends them at most every 0.8 × the heartbeat timeout (the SDK's throttle, up to its
- * maxHeartbeatThrottleInterval): a shorter timeout for this run's activities (the CLI passes
- * its timing to the workflow) lets describe() see the bytes move within a file's retain.
- */
-const HEARTBEAT = { VMBACKUP_HEARTBEAT_SECONDS: '2' };
-
 const UNITS: Record<string, number> = { B: 1, KiB: 1024, MiB: MiB, GiB: 1024 * MiB };
 const amount = (n: string, unit: string) => Number(n) * UNITS[unit]!;
 
@@ -76,7 +68,7 @@ describe('live progress of a backup', () => {
     await createVm({ name: VM, node: NODE, disks: 1, memoryMiB: 1280, ramData: blob, mode: 'save' });
     await guestWrite(VM, 0, { pattern: 0x5a, offset: 0, length: 4 * MiB });
 
-    const { child, lines } = cli(HEARTBEAT, 'backup', VM, '--wait', '--json');
+    const { child, lines } = cli({}, 'backup', VM, '--wait', '--json');
     const r = await child;
     const ended = Date.now();
     const all = lines.map((l) => l.line).join('\n');
@@ -138,7 +130,7 @@ describe('live progress of a backup', () => {
 
   it('watch attaches to a running backup, shows its progress and exits 0 when it finished', async () => {
     const handle = await startBackup(VM);
-    const { child, lines } = cli(HEARTBEAT, 'watch', VM);
+    const { child, lines } = cli({}, 'watch', VM);
     const r = await child;
     const all = lines.map((l) => l.line).join('\n');
     expect(r.exitCode, `${r.stdout}\n${all}`).toBe(0);
@@ -150,13 +142,75 @@ describe('live progress of a backup', () => {
     await handle.result();
   }, 300_000);
 
+  it("backup --wait on a terminal draws a bar that fills with the state file's bytes, ends full at finished, restores the cursor, then prints the result", async () => {
+    // A real pseudo-terminal (test/support/on-terminal.py): the CLI sees a TTY and draws bars.
+    const r = await execa(
+      'python3',
+      [
+        `${repoRoot}test/support/on-terminal.py`,
+        process.execPath,
+        `${repoRoot}bin/vmbackup.mjs`,
+        'backup',
+        VM,
+        '--wait',
+      ],
+      { reject: false },
+    );
+    const raw = r.stdout;
+    expect(r.exitCode, raw).toBe(0);
+    // Each redraw starts at column 1 (CSI 1G); what it draws, without the control sequences.
+    const CSI = `${String.fromCharCode(27)}[`;
+    const controls = new RegExp(`${CSI.replace('[', '\\[')}[0-9;?]*[A-Za-z]`, 'g');
+    const plain = (s: string) => s.replace(controls, '').trim();
+    const frames = raw
+      .split(`${CSI}1G`)
+      .map(plain)
+      .filter((f) => f.startsWith(`${VM} [`));
+    const bar = (f: string) => /^\S+ \[(\u2588*)(\u2591*)\] (.*)/u.exec(f);
+    expect(frames.length, raw).toBeGreaterThan(3);
+    expect(
+      frames.every((f) => {
+        const m = bar(f);
+        return !!m && m[1]!.length + m[2]!.length === 24;
+      }),
+      raw,
+    ).toBe(true);
+    // Under way: the bar partly filled while the 1 GiB state file moves, its bytes beside it.
+    const moving = frames.filter((f) => {
+      const m = bar(f)!;
+      return (
+        m[1]!.length > 0 &&
+        m[2]!.length > 0 &&
+        /\.state\.\S+ [\d.]+ (B|KiB|MiB|GiB)\/1\.0 GiB \(\d+%\)/.test(m[3]!)
+      );
+    });
+    expect(moving.length, raw).toBeGreaterThan(0);
+    const finished = frames.filter((f) => bar(f)![3]!.startsWith('finished'));
+    expect(finished.length, raw).toBeGreaterThan(0);
+    expect(
+      finished.every((f) => /^\S+ \[\u2588{24}\] finished/u.test(f)),
+      raw,
+    ).toBe(true);
+    expect(frames.at(-1), raw).toBe(finished.at(-1));
+    // The cursor hidden while drawing comes back.
+    expect(raw.lastIndexOf(`${CSI}?25h`), raw).toBeGreaterThan(raw.indexOf(`${CSI}?25l`));
+    // The last thing drawn is the full bar at finished (cli-progress may draw it once more as
+    // it stops), and the result comes on its own line below it.
+    const screen = plain(raw)
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter(Boolean);
+    expect(screen.at(-2), raw).toMatch(/\[\u2588{24}\] finished$/u);
+    expect(screen.at(-1), raw).toMatch(new RegExp(`^${VM}: backed up on ${NODE} to `));
+  }, 300_000);
+
   it('restore decide --wait shows the restore coming back, the state file bytes rising to its size, and exits 0 restored', async () => {
     // Off already: the restore does not wait a minute for a guest without ACPI to shut down.
     await virsh.destroy(VM);
     const start = cli({}, 'restore', VM);
     const started = await start.child;
     expect(started.exitCode, started.stderr).toBe(0);
-    const { child, lines } = cli(HEARTBEAT, 'restore', 'decide', VM, '--all-backup', '--wait');
+    const { child, lines } = cli({}, 'restore', 'decide', VM, '--all-backup', '--wait');
     const r = await child;
     const all = lines.map((l) => l.line).join('\n');
     expect(r.exitCode, `${r.stdout}\n${all}`).toBe(0);
@@ -176,7 +230,7 @@ describe('live progress of a backup', () => {
 
   it('a multi-VM backup --wait shows a line per VM as each goes through its stages to finished', async () => {
     await createVm({ name: OTHER, node: NODE, disks: 1, memoryMiB: 64, mode: 'save' });
-    const { child, lines } = cli(HEARTBEAT, 'backup', VM, OTHER, '--wait');
+    const { child, lines } = cli({}, 'backup', VM, OTHER, '--wait');
     const r = await child;
     const all = lines.map((l) => l.line).join('\n');
     expect(r.exitCode, `${r.stdout}\n${all}`).toBe(0);
