@@ -4,6 +4,7 @@ import { ensureRamBlob, removeRamBlob } from '../../src/dev/guest-ram';
 import { repoRoot } from '../support/dev-env';
 import { createVm, guestWrite, MiB, startBackup, virsh } from '../support/harness';
 import { useTestNode } from '../support/lifecycle';
+import { CSI, drawings, screenLines } from '../support/terminal';
 
 const NODE = 'vmbt-node-progress';
 const VM = 'vmbt-progress';
@@ -158,14 +159,7 @@ describe('live progress of a backup', () => {
     );
     const raw = r.stdout;
     expect(r.exitCode, raw).toBe(0);
-    // Each redraw starts at column 1 (CSI 1G); what it draws, without the control sequences.
-    const CSI = `${String.fromCharCode(27)}[`;
-    const controls = new RegExp(`${CSI.replace('[', '\\[')}[0-9;?]*[A-Za-z]`, 'g');
-    const plain = (s: string) => s.replace(controls, '').trim();
-    const frames = raw
-      .split(`${CSI}1G`)
-      .map(plain)
-      .filter((f) => f.startsWith(`${VM} [`));
+    const frames = drawings(raw).filter((f) => f.startsWith(`${VM} [`));
     const bar = (f: string) => /^\S+ \[(\u2588*)(\u2591*)\] (.*)/u.exec(f);
     expect(frames.length, raw).toBeGreaterThan(3);
     expect(
@@ -196,10 +190,7 @@ describe('live progress of a backup', () => {
     expect(raw.lastIndexOf(`${CSI}?25h`), raw).toBeGreaterThan(raw.indexOf(`${CSI}?25l`));
     // The last thing drawn is the full bar at finished (cli-progress may draw it once more as
     // it stops), and the result comes on its own line below it.
-    const screen = plain(raw)
-      .split(/\r?\n/)
-      .map((l) => l.trim())
-      .filter(Boolean);
+    const screen = screenLines(raw);
     expect(screen.at(-2), raw).toMatch(/\[\u2588{24}\] finished$/u);
     expect(screen.at(-1), raw).toMatch(new RegExp(`^${VM}: backed up on ${NODE} to `));
   }, 300_000);

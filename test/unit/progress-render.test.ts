@@ -2,6 +2,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { barRenderer } from '../../src/cli/progress-render';
 import type { ProgressRow } from '../../src/cli/progress-view';
+import { drawings } from '../support/terminal';
 
 /** A terminal of 160 columns that keeps what is drawn on it. */
 function terminal(): { stream: NodeJS.WriteStream; drawn: () => string } {
@@ -12,13 +13,8 @@ function terminal(): { stream: NodeJS.WriteStream; drawn: () => string } {
   return { stream: t as unknown as NodeJS.WriteStream, drawn: () => out };
 }
 
-const ESC = String.fromCharCode(27);
 const lastBar = (drawn: string) =>
-  drawn
-    .split(`${ESC}[`)
-    .map((s) => s.replace(/^[0-9;?]*[A-Za-z]/, ''))
-    .join('')
-    .split(/\r|\n/)
+  drawings(drawn)
     .filter((l) => l.startsWith('vm1 ['))
     .at(-1);
 
